@@ -1,0 +1,1 @@
+//! STUN/TURN wire formats. TODO(helper H1).

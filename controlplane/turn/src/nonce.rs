@@ -1,0 +1,1 @@
+//! Nonces. TODO(helper H2).

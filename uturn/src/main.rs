@@ -1,0 +1,2 @@
+//! The `uturn` binary. TODO(helper H4).
+fn main() {}
