@@ -42,6 +42,27 @@ impl DropReason {
             DropReason::SendError => "send_error",
         }
     }
+
+    /// Index into [`Counters::drops`] (the position in [`DropReason::ALL`]).
+    pub fn index(self) -> usize {
+        match self {
+            DropReason::Unrecognized => 0,
+            DropReason::NoChannel => 1,
+            DropReason::NoPermission => 2,
+            DropReason::PeerDenied => 3,
+            DropReason::Malformed => 4,
+            DropReason::SendError => 5,
+        }
+    }
+}
+
+/// Which way a relayed datagram went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Client → peer.
+    ToPeer,
+    /// Peer → client.
+    ToClient,
 }
 
 /// One worker's counters, padded so workers never share a cache line.
@@ -66,7 +87,48 @@ pub struct Counters {
 impl Counters {
     /// Counts one dropped datagram.
     pub fn drop(&self, reason: DropReason) {
-        let i = DropReason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
-        self.drops[i].fetch_add(1, Ordering::Relaxed);
+        bump(&self.drops[reason.index()], 1);
     }
+
+    /// Counts one relayed datagram carrying `bytes` of application data.
+    pub fn forwarded(&self, direction: Direction, bytes: usize) {
+        let (packets, total) = match direction {
+            Direction::ToPeer => (&self.to_peer_packets, &self.to_peer_bytes),
+            Direction::ToClient => (&self.to_client_packets, &self.to_client_bytes),
+        };
+        bump(packets, 1);
+        bump(total, bytes as u64);
+    }
+
+    /// Copies the control plane's gauges (once per worker loop).
+    pub fn set_stats(&self, stats: &uturn_turn::Stats) {
+        self.allocations.store(stats.allocations, Ordering::Relaxed);
+        self.permissions.store(stats.permissions, Ordering::Relaxed);
+        self.channels.store(stats.channels, Ordering::Relaxed);
+        self.auth_failures
+            .store(stats.auth_failures, Ordering::Relaxed);
+    }
+
+    /// Sets [`DropReason::SendError`] from the backend's own count (datagrams
+    /// the kernel refused or the send queue could not take).
+    pub fn set_send_errors(&self, total: u64) {
+        self.drops[DropReason::SendError.index()].store(total, Ordering::Relaxed);
+    }
+
+    /// Total drops over all reasons.
+    pub fn dropped(&self) -> u64 {
+        self.drops.iter().map(|d| d.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// Adds `n` to a counter that only its own worker writes. A plain load and
+/// store (no locked read-modify-write) is enough with one writer, and keeps
+/// the per-packet cost to two ordinary memory operations; readers may see a
+/// slightly old value, never a torn one.
+#[inline]
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
 }

@@ -31,22 +31,50 @@
 //!                       └──────── poll_rule_change ───┘
 //!   client ──ChannelData/Send──▶ dataplane table ──UDP──▶ peer (no control plane)
 //! ```
+//!
+//! # Workers
+//!
+//! Each dataplane worker owns one [`Server`] and feeds it only its own
+//! clients. What must agree across workers is in [`Shared`], behind locks
+//! taken only when an allocation is created or deleted: the relay
+//! [`PortPool`] (relay addresses are unique relay-wide), the
+//! [`QuotaLedger`] (486 counts every worker's allocations) and the
+//! [`nonce::NonceKey`] (a nonce issued by one worker checks on another).
+//!
+//! # Modules
+//!
+//! | module          | what                                             | RFC sections                       |
+//! |-----------------|--------------------------------------------------|------------------------------------|
+//! | [`server`]      | the state machine: requests, lifetimes, outputs  | RFC 8656 §5–§12, RFC 8489 §6.3, §9.2.4 |
+//! | [`auth`]        | static users and TURN REST credentials           | RFC 8489 §9.2, draft-uberti-behave-turn-rest |
+//! | [`nonce`]       | stateless nonces with the security-feature cookie| RFC 8489 §9.2                      |
+//! | [`peer_filter`] | which peers may be reached (deny by default)     | RFC 8656 §21                       |
+//! | [`ports`]       | random relay ports, EVEN-PORT, reservations      | RFC 8656 §7.2                      |
+//! | [`quota`]       | per-user and relay-wide allocation counts        | RFC 8656 §7.2 (486)                |
+//! | [`time`]        | injected Unix time                               |                                    |
 
 #![forbid(unsafe_code)]
 
 use std::net::{IpAddr, SocketAddr};
+#[cfg(doc)]
+use std::time::Instant;
 
+mod allocation;
 pub mod auth;
 pub mod nonce;
 pub mod peer_filter;
 pub mod ports;
+pub mod quota;
 pub mod server;
 pub mod time;
+mod timer;
+mod transaction;
 
 pub use auth::{Credentials, CredentialsConfig};
 pub use peer_filter::PeerFilter;
-pub use ports::PortPool;
-pub use server::{Server, ServerConfig, Shared, Stats};
+pub use ports::{IpFamily, PortPool, ReservationToken};
+pub use quota::QuotaLedger;
+pub use server::{RequestError, Server, ServerConfig, Shared, Stats};
 pub use time::{SystemTimeProvider, TimeProvider};
 
 /// A UDP 5-tuple as seen by the relay: the client's address and the local
@@ -105,9 +133,15 @@ pub enum RuleChange {
     /// channels need no separate removal). `CloseRelay` follows for each relay.
     RemoveAllocation { allocation: AllocationId },
     /// Peers with this IP may exchange datagrams through the allocation.
-    AddPermission { allocation: AllocationId, peer: IpAddr },
+    AddPermission {
+        allocation: AllocationId,
+        peer: IpAddr,
+    },
     /// The permission expired (RFC 8656 §9).
-    RemovePermission { allocation: AllocationId, peer: IpAddr },
+    RemovePermission {
+        allocation: AllocationId,
+        peer: IpAddr,
+    },
     /// `channel` is bound to `peer` on this allocation (RFC 8656 §12).
     AddChannel {
         allocation: AllocationId,

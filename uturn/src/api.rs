@@ -1,0 +1,523 @@
+//! The HTTP side of the relay: a small `tiny_http` server on its own thread,
+//! far from the packet path, and the credential API that runs on it.
+//!
+//! Credentials follow the TURN REST API (draft-uberti-behave-turn-rest-00 §2):
+//! `POST /?service=turn&username=NAME` answers with a username
+//! `EXPIRY[:NAME]`, its password `base64(HMAC-SHA1(secret, username))` under
+//! the first `--auth-secret`, the TTL and the TURN URIs (RFC 7065) to use.
+//! `GET /healthz` answers 200 while the process runs.
+//!
+//! Routing is a list of [`Handler`]s, each a pure function from
+//! [`HttpRequest`] to an optional [`HttpResponse`] (`None`: not my path). The
+//! first one that answers wins, so the metrics endpoint can share a listener
+//! with the API and new routes (WHIP/WHEP) are one more handler. Nothing here
+//! touches a socket, which keeps every route testable without one.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde_json::json;
+use uturn_turn::auth::{rest_password, rest_username};
+use uturn_turn::TimeProvider;
+
+/// RFC 8489 §14.3: USERNAME is shorter than 509 bytes; the REST expiry and its
+/// `:` take 21 at most, so a requested name stays well inside with this cap.
+const MAX_USER_LEN: usize = 256;
+const JSON: &str = "application/json";
+
+/// What a route sees of a request: no headers and no body are needed yet.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpRequest<'a> {
+    pub method: &'a str,
+    /// Path and query, as sent (`/?service=turn`).
+    pub url: &'a str,
+}
+
+impl<'a> HttpRequest<'a> {
+    pub fn path(&self) -> &'a str {
+        self.url.split_once('?').map_or(self.url, |(path, _)| path)
+    }
+
+    /// The raw query string after `?`, empty when there is none.
+    pub fn query(&self) -> &'a str {
+        self.url.split_once('?').map_or("", |(_, query)| query)
+    }
+}
+
+/// A complete response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub content_type: &'static str,
+    /// `Allow` header, sent with 405.
+    pub allow: Option<&'static str>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn json(status: u16, body: &serde_json::Value) -> Self {
+        HttpResponse {
+            status,
+            content_type: JSON,
+            allow: None,
+            body: body.to_string(),
+        }
+    }
+
+    pub fn json_error(status: u16, message: &str) -> Self {
+        Self::json(status, &json!({ "error": message }))
+    }
+
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        HttpResponse {
+            allow: Some(allow),
+            ..Self::json_error(405, "method not allowed")
+        }
+    }
+
+    pub fn not_found() -> Self {
+        Self::json_error(404, "not found")
+    }
+}
+
+/// One or more routes.
+pub trait Handler: Send + Sync + fmt::Debug {
+    /// `None` when the path is not this handler's.
+    fn handle(&self, request: &HttpRequest<'_>) -> Option<HttpResponse>;
+}
+
+/// Runs `request` through `handlers`; 404 when none takes it.
+pub fn route(handlers: &[&dyn Handler], request: &HttpRequest<'_>) -> HttpResponse {
+    handlers
+        .iter()
+        .find_map(|h| h.handle(request))
+        .unwrap_or_else(HttpResponse::not_found)
+}
+
+/// The credential API and health check.
+pub struct CredentialApi {
+    /// The secret that signs; `None` when no `--auth-secret` is configured.
+    secret: Option<String>,
+    ttl: Duration,
+    uris: Vec<String>,
+    time: Arc<dyn TimeProvider>,
+}
+
+// By hand: the secret must never be printed.
+impl fmt::Debug for CredentialApi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialApi")
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("ttl", &self.ttl)
+            .field("uris", &self.uris)
+            .finish()
+    }
+}
+
+impl CredentialApi {
+    pub fn new(
+        secret: Option<String>,
+        ttl: Duration,
+        uris: Vec<String>,
+        time: Arc<dyn TimeProvider>,
+    ) -> Self {
+        CredentialApi {
+            secret,
+            ttl,
+            uris,
+            time,
+        }
+    }
+
+    fn issue(&self, query: &str) -> HttpResponse {
+        let params = match parse_query(query) {
+            Ok(params) => params,
+            Err(e) => return HttpResponse::json_error(400, e),
+        };
+        let param = |key: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        match param("service") {
+            Some("turn") => {}
+            Some(_) => {
+                return HttpResponse::json_error(400, "unsupported service: only service=turn")
+            }
+            None => return HttpResponse::json_error(400, "missing service=turn"),
+        }
+        let user = param("username").filter(|u| !u.is_empty());
+        if let Some(user) = user {
+            if user.len() > MAX_USER_LEN {
+                return HttpResponse::json_error(400, "username too long");
+            }
+            if user.chars().any(char::is_control) {
+                return HttpResponse::json_error(400, "username contains control characters");
+            }
+        }
+        let Some(secret) = &self.secret else {
+            return HttpResponse::json_error(
+                503,
+                "no --auth-secret configured: the relay cannot issue credentials",
+            );
+        };
+        let ttl = self.ttl.as_secs();
+        let expiry = self.time.unix_now().saturating_add(ttl);
+        let username = rest_username(expiry, user);
+        let password = rest_password(secret, &username);
+        tracing::debug!(expiry, "issued TURN REST credentials");
+        HttpResponse::json(
+            200,
+            &json!({
+                "username": username,
+                "password": password,
+                "ttl": ttl,
+                "uris": self.uris,
+            }),
+        )
+    }
+}
+
+impl Handler for CredentialApi {
+    fn handle(&self, request: &HttpRequest<'_>) -> Option<HttpResponse> {
+        Some(match (request.path(), request.method) {
+            ("/healthz", "GET" | "HEAD") => HttpResponse::json(200, &json!({ "status": "ok" })),
+            ("/healthz", _) => HttpResponse::method_not_allowed("GET, HEAD"),
+            ("/", "POST") => self.issue(request.query()),
+            ("/", _) => HttpResponse::method_not_allowed("POST"),
+            _ => return None,
+        })
+    }
+}
+
+/// Splits `a=1&b=2` into decoded pairs (`application/x-www-form-urlencoded`).
+fn parse_query(query: &str) -> Result<Vec<(String, String)>, &'static str> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((percent_decode(key)?, percent_decode(value)?))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> Result<String, &'static str> {
+    const BAD: &str = "malformed percent-encoding in query";
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        out.push(match b {
+            b'+' => b' ',
+            b'%' => {
+                let hi = bytes
+                    .next()
+                    .and_then(|c| (c as char).to_digit(16))
+                    .ok_or(BAD)?;
+                let lo = bytes
+                    .next()
+                    .and_then(|c| (c as char).to_digit(16))
+                    .ok_or(BAD)?;
+                // Two hex digits make at most 255.
+                (hi * 16 + lo) as u8
+            }
+            b => b,
+        });
+    }
+    String::from_utf8(out).map_err(|_| "query is not UTF-8")
+}
+
+/// Why an HTTP listener could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    #[error("cannot listen for HTTP on {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+    #[error("cannot start the HTTP thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A running HTTP listener.
+pub struct HttpServer {
+    addr: SocketAddr,
+    server: Arc<tiny_http::Server>,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl fmt::Debug for HttpServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpServer")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl HttpServer {
+    /// Binds `addr` and answers requests with `handlers` on a new thread.
+    pub fn spawn(addr: SocketAddr, handlers: Vec<Arc<dyn Handler>>) -> Result<Self, ApiError> {
+        let server = tiny_http::Server::http(addr).map_err(|e| ApiError::Bind {
+            addr,
+            reason: e.to_string(),
+        })?;
+        // The bound address (differs from `addr` when its port is 0).
+        let addr = server.server_addr().to_ip().unwrap_or(addr);
+        let server = Arc::new(server);
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name(format!("http-{addr}"))
+            .spawn({
+                let server = server.clone();
+                let stop = stop.clone();
+                move || serve(&server, &stop, &handlers)
+            })
+            .map_err(ApiError::Thread)?;
+        Ok(HttpServer {
+            addr,
+            server,
+            stop,
+            thread,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting and waits for the thread.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        self.server.unblock();
+        if self.thread.join().is_err() {
+            tracing::error!(addr = %self.addr, "HTTP thread panicked");
+        }
+    }
+}
+
+fn serve(server: &tiny_http::Server, stop: &AtomicBool, handlers: &[Arc<dyn Handler>]) {
+    let handlers: Vec<&dyn Handler> = handlers.iter().map(|h| h.as_ref()).collect();
+    loop {
+        let request = match server.recv() {
+            Ok(request) => request,
+            // `unblock` makes `recv` fail; other errors are per-connection.
+            Err(_) if stop.load(Ordering::Acquire) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "HTTP accept failed");
+                continue;
+            }
+        };
+        let response = route(
+            &handlers,
+            &HttpRequest {
+                method: request.method().as_str(),
+                url: request.url(),
+            },
+        );
+        let mut out =
+            tiny_http::Response::from_string(response.body).with_status_code(response.status);
+        // Both header values are static ASCII, so `from_bytes` cannot fail.
+        if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", response.content_type) {
+            out.add_header(h);
+        }
+        if let Some(allow) = response.allow {
+            if let Ok(h) = tiny_http::Header::from_bytes("Allow", allow) {
+                out.add_header(h);
+            }
+        }
+        if let Err(e) = request.respond(out) {
+            tracing::debug!(error = %e, "HTTP response not sent");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    use sha1::Sha1;
+
+    use super::*;
+
+    const NOW: u64 = 1_700_000_000;
+
+    #[derive(Debug)]
+    struct FixedTime(u64);
+
+    impl TimeProvider for FixedTime {
+        fn unix_now(&self) -> u64 {
+            self.0
+        }
+    }
+
+    fn hmac_sha1(key: &[u8], data: &[u8]) -> Vec<u8> {
+        // HMAC takes keys of any length.
+        let mut mac = Hmac::<Sha1>::new_from_slice(key).unwrap();
+        mac.update(data);
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn api(secret: Option<&str>) -> CredentialApi {
+        CredentialApi::new(
+            secret.map(str::to_owned),
+            Duration::from_secs(86400),
+            vec!["turn:192.0.2.7:3478?transport=udp".to_owned()],
+            Arc::new(FixedTime(NOW)),
+        )
+    }
+
+    fn call(api: &CredentialApi, method: &str, url: &str) -> (u16, serde_json::Value) {
+        let response = route(&[api], &HttpRequest { method, url });
+        assert_eq!(response.content_type, JSON);
+        let body = serde_json::from_str(&response.body).unwrap();
+        (response.status, body)
+    }
+
+    /// RFC 2202 §3 test cases 1 and 2 check the test's own HMAC first, so the
+    /// comparison below is against a known-good implementation.
+    #[test]
+    fn hmac_sha1_known_vectors() {
+        assert_eq!(
+            hex(&hmac_sha1(&[0x0b; 20], b"Hi There")),
+            "b617318655057264e28bc0b6fb378c8ef146be00"
+        );
+        assert_eq!(
+            hex(&hmac_sha1(b"Jefe", b"what do ya want for nothing?")),
+            "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"
+        );
+    }
+
+    #[test]
+    fn issues_rest_credentials() {
+        let (status, body) = call(
+            &api(Some("s3cret")),
+            "POST",
+            "/?service=turn&username=alice",
+        );
+        assert_eq!(status, 200);
+        let username = body["username"].as_str().unwrap();
+        assert_eq!(username, format!("{}:alice", NOW + 86400));
+        let expected = base64::engine::general_purpose::STANDARD
+            .encode(hmac_sha1(b"s3cret", username.as_bytes()));
+        assert_eq!(body["password"].as_str().unwrap(), expected);
+        assert_eq!(body["ttl"].as_u64(), Some(86400));
+        assert_eq!(body["uris"], json!(["turn:192.0.2.7:3478?transport=udp"]));
+    }
+
+    #[test]
+    fn username_is_optional_and_decoded() {
+        let api = api(Some("k"));
+        let (status, body) = call(&api, "POST", "/?service=turn");
+        assert_eq!(status, 200);
+        assert_eq!(
+            body["username"].as_str(),
+            Some(format!("{}", NOW + 86400).as_str())
+        );
+
+        let (status, body) = call(&api, "POST", "/?username=a%20b+c&service=turn");
+        assert_eq!(status, 200);
+        let username = body["username"].as_str().unwrap();
+        assert_eq!(username, format!("{}:a b c", NOW + 86400));
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode(hmac_sha1(b"k", username.as_bytes()));
+        assert_eq!(body["password"].as_str().unwrap(), expected);
+    }
+
+    #[test]
+    fn rejects_bad_requests() {
+        let api = api(Some("k"));
+        for url in [
+            "/",
+            "/?username=alice",
+            "/?service=stun",
+            "/?service=turn&username=%zz",
+            "/?service=turn&username=%ff",
+            "/?service=turn&username=a%0ab",
+        ] {
+            let (status, body) = call(&api, "POST", url);
+            assert_eq!(status, 400, "{url}");
+            assert!(body["error"].is_string(), "{url}");
+        }
+        let long = format!("/?service=turn&username={}", "x".repeat(MAX_USER_LEN + 1));
+        assert_eq!(call(&api, "POST", &long).0, 400);
+    }
+
+    #[test]
+    fn no_secret_is_503() {
+        let (status, body) = call(&api(None), "POST", "/?service=turn&username=alice");
+        assert_eq!(status, 503);
+        assert!(body["error"].as_str().unwrap().contains("auth-secret"));
+    }
+
+    #[test]
+    fn methods_and_paths() {
+        let api = api(Some("k"));
+        for method in ["GET", "PUT", "DELETE"] {
+            assert_eq!(call(&api, method, "/?service=turn").0, 405, "{method}");
+        }
+        assert_eq!(call(&api, "GET", "/healthz").0, 200);
+        assert_eq!(call(&api, "POST", "/healthz").0, 405);
+        assert_eq!(call(&api, "GET", "/nope").0, 404);
+
+        let response = api
+            .handle(&HttpRequest {
+                method: "GET",
+                url: "/",
+            })
+            .unwrap();
+        assert_eq!(response.allow, Some("POST"));
+    }
+
+    /// The one test with a socket: the thread answers over real HTTP and
+    /// `stop` ends it (the shutdown path depends on that).
+    #[test]
+    fn serves_http_and_stops() {
+        use std::io::{Read, Write};
+
+        let handlers: Vec<Arc<dyn Handler>> = vec![Arc::new(api(Some("k")))];
+        let server = HttpServer::spawn("127.0.0.1:0".parse().unwrap(), handlers).unwrap();
+        let addr = server.addr();
+        assert_ne!(addr.port(), 0);
+
+        let request = |text: &str| {
+            let mut stream = std::net::TcpStream::connect(addr).unwrap();
+            stream.write_all(text.as_bytes()).unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).unwrap();
+            response
+        };
+        let health = request("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+        assert!(health.contains("application/json"), "{health}");
+
+        let issued = request(
+            "POST /?service=turn&username=bob HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        assert!(issued.starts_with("HTTP/1.1 200"), "{issued}");
+        assert!(
+            issued.contains(&format!("\"{}:bob\"", NOW + 86400)),
+            "{issued}"
+        );
+
+        let wrong = request("DELETE / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert!(wrong.starts_with("HTTP/1.1 405"), "{wrong}");
+        assert!(wrong.contains("Allow: POST"), "{wrong}");
+
+        // Returns only once the thread has seen the stop flag and ended.
+        server.stop();
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let text = format!("{:?}", api(Some("very-secret-value")));
+        assert!(!text.contains("very-secret-value"));
+    }
+}

@@ -1,0 +1,319 @@
+//! Prometheus metrics (`--metrics ADDR:PORT`, `GET /metrics`).
+//!
+//! Workers count into their own [`Counters`] with relaxed atomics; nothing is
+//! copied in the background. A scrape runs [`RelayCollector::encode`], which
+//! sums every worker's counters at that moment and writes the OpenMetrics text
+//! exposition with `prometheus-client`. No label carries a username or client
+//! address: cardinality stays fixed and nothing personal leaks.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use uturn_dataplane::{Counters, DropReason};
+
+use crate::api::{Handler, HttpRequest, HttpResponse};
+use crate::config::VERSION;
+
+/// `Content-Type` of the OpenMetrics text format that `prometheus-client` writes.
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Reads the workers' counters at scrape time.
+#[derive(Debug)]
+pub struct RelayCollector {
+    counters: Arc<[Counters]>,
+    backend: &'static str,
+}
+
+/// Every worker's counters added up.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Totals {
+    to_peer_packets: u64,
+    to_peer_bytes: u64,
+    to_client_packets: u64,
+    to_client_bytes: u64,
+    drops: [u64; DropReason::ALL.len()],
+    allocations: u64,
+    permissions: u64,
+    channels: u64,
+    auth_failures: u64,
+}
+
+impl Totals {
+    fn sum(counters: &[Counters]) -> Totals {
+        let mut t = Totals::default();
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        for c in counters {
+            t.to_peer_packets = t.to_peer_packets.wrapping_add(get(&c.to_peer_packets));
+            t.to_peer_bytes = t.to_peer_bytes.wrapping_add(get(&c.to_peer_bytes));
+            t.to_client_packets = t.to_client_packets.wrapping_add(get(&c.to_client_packets));
+            t.to_client_bytes = t.to_client_bytes.wrapping_add(get(&c.to_client_bytes));
+            for (total, drop) in t.drops.iter_mut().zip(c.drops.iter()) {
+                *total = total.wrapping_add(get(drop));
+            }
+            t.allocations = t.allocations.wrapping_add(get(&c.allocations));
+            t.permissions = t.permissions.wrapping_add(get(&c.permissions));
+            t.channels = t.channels.wrapping_add(get(&c.channels));
+            t.auth_failures = t.auth_failures.wrapping_add(get(&c.auth_failures));
+        }
+        t
+    }
+}
+
+/// Gauges are signed in `prometheus-client`; our values never come near `i64::MAX`.
+fn gauge(v: u64) -> ConstGauge<i64> {
+    ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+impl RelayCollector {
+    /// `backend` is `Dataplane::backend()`'s name; the label is `uring` or `epoll`.
+    pub fn new(counters: Arc<[Counters]>, backend: &'static str) -> Self {
+        let backend = match backend {
+            "io_uring" => "uring",
+            other => other,
+        };
+        RelayCollector { counters, backend }
+    }
+}
+
+impl Collector for RelayCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let t = Totals::sum(&self.counters);
+
+        let gauges = [
+            ("uturn_allocations", "Live allocations", t.allocations),
+            ("uturn_permissions", "Live permissions", t.permissions),
+            ("uturn_channels", "Live channel bindings", t.channels),
+            (
+                "uturn_workers",
+                "Dataplane worker threads",
+                self.counters.len() as u64,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let g = gauge(value);
+            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+
+        // Counter names get their `_total` suffix from the encoder.
+        let per_direction = [
+            (
+                "uturn_relayed_packets",
+                "Relayed datagrams",
+                t.to_peer_packets,
+                t.to_client_packets,
+            ),
+            (
+                "uturn_relayed_bytes",
+                "Relayed payload bytes",
+                t.to_peer_bytes,
+                t.to_client_bytes,
+            ),
+        ];
+        for (name, help, to_peer, to_client) in per_direction {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (direction, value) in [("to_peer", to_peer), ("to_client", to_client)] {
+                let labels = [("direction", direction)];
+                ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+            }
+        }
+
+        let mut family = encoder.encode_descriptor(
+            "uturn_dropped_packets",
+            "Datagrams dropped, by reason",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, value) in DropReason::ALL.iter().zip(t.drops) {
+            let labels = [("reason", reason.as_str())];
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+
+        let failures = ConstCounter::new(t.auth_failures);
+        failures.encode(encoder.encode_descriptor(
+            "uturn_auth_failures",
+            "Requests rejected by authentication",
+            None,
+            failures.metric_type(),
+        )?)?;
+
+        // An info metric: the encoder writes `uturn_info{...} 1`.
+        let mut info = encoder.encode_descriptor(
+            "uturn",
+            "Relay build and backend",
+            None,
+            MetricType::Info,
+        )?;
+        info.encode_info(&[("backend", self.backend), ("version", VERSION)])?;
+        Ok(())
+    }
+}
+
+/// Serves `GET /metrics`.
+#[derive(Debug)]
+pub struct MetricsEndpoint {
+    registry: Registry,
+}
+
+impl MetricsEndpoint {
+    pub fn new(counters: Arc<[Counters]>, backend: &'static str) -> Self {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(RelayCollector::new(counters, backend)));
+        MetricsEndpoint { registry }
+    }
+
+    /// The text exposition of every metric, as a scrape sees it.
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+impl Handler for MetricsEndpoint {
+    fn handle(&self, request: &HttpRequest<'_>) -> Option<HttpResponse> {
+        if request.path() != "/metrics" {
+            return None;
+        }
+        if request.method != "GET" {
+            return Some(HttpResponse::method_not_allowed("GET"));
+        }
+        Some(match self.render() {
+            Ok(body) => HttpResponse {
+                status: 200,
+                content_type: CONTENT_TYPE,
+                allow: None,
+                body,
+            },
+            Err(_) => HttpResponse::json_error(500, "cannot encode metrics"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counters(n: usize) -> Arc<[Counters]> {
+        (0..n).map(|_| Counters::default()).collect()
+    }
+
+    /// The sample line for `name` (with labels, if any), parsed as a number.
+    fn sample(text: &str, series: &str) -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+    }
+
+    #[test]
+    fn sums_workers_at_scrape_time() {
+        let c = counters(2);
+        c[0].to_peer_packets.store(3, Ordering::Relaxed);
+        c[1].to_peer_packets.store(4, Ordering::Relaxed);
+        c[0].to_peer_bytes.store(300, Ordering::Relaxed);
+        c[1].to_client_packets.store(5, Ordering::Relaxed);
+        c[1].to_client_bytes.store(500, Ordering::Relaxed);
+        c[0].allocations.store(2, Ordering::Relaxed);
+        c[1].allocations.store(1, Ordering::Relaxed);
+        c[0].permissions.store(6, Ordering::Relaxed);
+        c[1].channels.store(7, Ordering::Relaxed);
+        c[0].auth_failures.store(9, Ordering::Relaxed);
+        c[1].drop(DropReason::NoPermission);
+        c[1].drop(DropReason::NoPermission);
+        c[0].drop(DropReason::Malformed);
+
+        let metrics = MetricsEndpoint::new(c.clone(), "epoll");
+        let text = metrics.render().unwrap();
+
+        assert_eq!(sample(&text, "uturn_allocations"), Some(3));
+        assert_eq!(sample(&text, "uturn_permissions"), Some(6));
+        assert_eq!(sample(&text, "uturn_channels"), Some(7));
+        assert_eq!(sample(&text, "uturn_workers"), Some(2));
+        assert_eq!(
+            sample(&text, "uturn_relayed_packets_total{direction=\"to_peer\"}"),
+            Some(7)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "uturn_relayed_packets_total{direction=\"to_client\"}"
+            ),
+            Some(5)
+        );
+        assert_eq!(
+            sample(&text, "uturn_relayed_bytes_total{direction=\"to_peer\"}"),
+            Some(300)
+        );
+        assert_eq!(
+            sample(&text, "uturn_relayed_bytes_total{direction=\"to_client\"}"),
+            Some(500)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "uturn_dropped_packets_total{reason=\"no_permission\"}"
+            ),
+            Some(2)
+        );
+        assert_eq!(
+            sample(&text, "uturn_dropped_packets_total{reason=\"malformed\"}"),
+            Some(1)
+        );
+        assert_eq!(sample(&text, "uturn_auth_failures_total"), Some(9));
+        let info = format!("uturn_info{{backend=\"epoll\",version=\"{VERSION}\"}}");
+        assert_eq!(sample(&text, &info), Some(1));
+        assert!(text.ends_with("# EOF\n"));
+
+        // Read at scrape time: a later change shows in the next scrape.
+        c[0].allocations.store(0, Ordering::Relaxed);
+        let text = metrics.render().unwrap();
+        assert_eq!(sample(&text, "uturn_allocations"), Some(1));
+    }
+
+    #[test]
+    fn every_drop_reason_is_exported() {
+        let metrics = MetricsEndpoint::new(counters(1), "io_uring");
+        let text = metrics.render().unwrap();
+        let info = format!("uturn_info{{backend=\"uring\",version=\"{VERSION}\"}}");
+        assert_eq!(sample(&text, &info), Some(1));
+        for reason in DropReason::ALL {
+            let series = format!(
+                "uturn_dropped_packets_total{{reason=\"{}\"}}",
+                reason.as_str()
+            );
+            assert_eq!(sample(&text, &series), Some(0), "{series} missing");
+        }
+        assert!(text.contains("# TYPE uturn_relayed_packets counter"));
+        assert!(text.contains("# TYPE uturn_allocations gauge"));
+    }
+
+    #[test]
+    fn endpoint_routes() {
+        let metrics = MetricsEndpoint::new(counters(1), "epoll");
+        let get = HttpRequest {
+            method: "GET",
+            url: "/metrics",
+        };
+        let response = metrics.handle(&get).unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(response.content_type, CONTENT_TYPE);
+        assert!(response.body.contains("uturn_workers 1"));
+
+        let post = HttpRequest {
+            method: "POST",
+            url: "/metrics",
+        };
+        assert_eq!(metrics.handle(&post).unwrap().status, 405);
+
+        let other = HttpRequest {
+            method: "GET",
+            url: "/other",
+        };
+        assert!(metrics.handle(&other).is_none());
+    }
+}
