@@ -103,6 +103,9 @@ pub fn write_data_indication(
     let data_len = data.len() as u16;
     let addr_len = address_len(&peer);
 
+    // `out` is exactly `total` bytes: the header, the two attribute
+    // headers, the address, the data and its padding. Every split and
+    // range below is within those parts, so none can panic.
     let (header, rest) = out.split_at_mut(HEADER_LEN);
     header[..2].copy_from_slice(&DATA_INDICATION.to_be_bytes());
     header[2..4].copy_from_slice(&body_len.to_be_bytes());

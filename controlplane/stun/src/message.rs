@@ -519,27 +519,20 @@ pub struct Attributes<'a> {
     stage: Stage,
 }
 
-impl<'a> Attributes<'a> {
-    fn next_with_offset(&mut self) -> Option<(usize, RawAttribute<'a>)> {
-        while self.stage != Stage::Done {
-            // The message was checked by `Message::parse`, so the walk
-            // cannot fail; should it, iteration simply ends.
-            let (raw, next) = checked_tlv(self.msg, self.pos)?;
-            let offset = self.pos;
-            self.pos = next;
-            if self.stage.admit(raw.typ) {
-                return Some((offset, raw));
-            }
-        }
-        None
-    }
-}
-
 impl<'a> Iterator for Attributes<'a> {
     type Item = RawAttribute<'a>;
 
     fn next(&mut self) -> Option<RawAttribute<'a>> {
-        self.next_with_offset().map(|(_, raw)| raw)
+        while self.stage != Stage::Done {
+            // The message was checked by `Message::parse`, so the walk
+            // cannot fail; should it, iteration simply ends.
+            let (raw, next) = checked_tlv(self.msg, self.pos)?;
+            self.pos = next;
+            if self.stage.admit(raw.typ) {
+                return Some(raw);
+            }
+        }
+        None
     }
 }
 

@@ -55,7 +55,7 @@ use self::allocate::PendingAllocation;
 use self::response::Reply;
 pub use self::response::RequestError;
 use crate::allocation::{family_of, Allocation, ChannelHold};
-use crate::nonce::NonceKey;
+use crate::nonce::{NonceKey, SecurityFeatures};
 use crate::ports::{IpFamily, ReservationToken};
 use crate::timer::Timers;
 use crate::transaction::TransactionCache;
@@ -191,8 +191,19 @@ pub struct Shared {
 
 impl Shared {
     /// Creates the shared state for a relay run with `config` (a random nonce key).
+    ///
+    /// The nonce announces "Username anonymity" (RFC 8489 §9.2.5: the client
+    /// must then send USERHASH instead of USERNAME) only when every user is
+    /// a static one: a TURN REST username carries its expiry and cannot be
+    /// looked up from its hash, so announcing it with REST secrets configured
+    /// would lock out conforming clients.
     pub fn new(config: &ServerConfig) -> Self {
-        Shared::with_nonce_key(config, NonceKey::random())
+        let features = if config.credentials.has_rest_secrets() {
+            SecurityFeatures::PASSWORD_ALGORITHMS
+        } else {
+            NonceKey::DEFAULT_FEATURES
+        };
+        Shared::with_nonce_key(config, NonceKey::random().with_features(features))
     }
 
     /// As [`Shared::new`] with a given nonce key (tests; several processes

@@ -33,11 +33,11 @@ pub const PASSWORD: &str = "secret";
 pub const REALM: &str = "test";
 /// TURN REST API shared secret of the `Auth::Rest` relays.
 pub const REST_SECRET: &str = "rest-secret";
-/// Where test peers listen. Not 127.0.0.1: that is the relay's own IP, on
-/// which uturn's peer filter allows only relay ports (relay-to-relay), never
-/// the host's other services, whatever `--allow-peer` says
-/// (controlplane/turn/src/peer_filter.rs). Any 127/8 address is local.
-pub const PEER_IP: &str = "127.0.0.2";
+/// Where test peers listen: 127.0.0.1, the relay's own IP, as in the
+/// contract command line (`--allow-peer 127.0.0.0/8` opts in to loopback
+/// peers; only the listener port itself stays denied, see
+/// controlplane/turn/src/peer_filter.rs).
+pub const PEER_IP: &str = "127.0.0.1";
 
 /// How long a started relay gets to answer its first Binding request. The
 /// contract is one second; the slack is for a loaded two-core CI machine.

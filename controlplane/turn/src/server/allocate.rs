@@ -300,25 +300,19 @@ impl Server {
                     ))?;
             (primary, port, choice)
         };
-        let relay = PendingRelay {
-            // Replaced just below; the port must be owned by a relay to be released.
-            addr: SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), port),
+        let Some(ip) = self.relay_ip(family) else {
+            // Only a token can get here (its family was not checked above):
+            // a reserved port is a single port.
+            self.shared.ports.release(family, port);
+            return Err(RequestError::AddressFamilyNotSupported);
+        };
+        Ok(PendingRelay {
+            addr: SocketAddr::new(ip, port),
             additional: false,
             bound: false,
             attempts: 0,
             choice,
-        };
-        match self.relay_ip(family) {
-            Some(ip) => Ok(PendingRelay {
-                addr: SocketAddr::new(ip, port),
-                ..relay
-            }),
-            None => {
-                // A token for a family this relay no longer serves.
-                self.release_port_of(family, &relay);
-                Err(RequestError::AddressFamilyNotSupported)
-            }
-        }
+        })
     }
 
     fn acquire_port(&self, family: IpFamily, choice: PortChoice) -> Option<u16> {
@@ -332,10 +326,7 @@ impl Server {
     }
 
     fn release_port(&self, relay: &PendingRelay) {
-        self.release_port_of(crate::allocation::family_of(relay.addr.ip()), relay);
-    }
-
-    fn release_port_of(&self, family: IpFamily, relay: &PendingRelay) {
+        let family = crate::allocation::family_of(relay.addr.ip());
         let port = relay.addr.port();
         self.shared.ports.release(family, port);
         if relay.choice == PortChoice::Pair {

@@ -538,3 +538,27 @@ fn authenticated_errors_are_signed() {
     r.assert_signed_for(&client);
     let _ = TransactionId([0; 12]);
 }
+
+/// With REST secrets configured the nonce must not demand USERHASH (RFC 8489
+/// §9.2.5): a REST username cannot be found from its hash. With static users
+/// only, username anonymity is announced.
+#[test]
+fn username_anonymity_is_announced_only_without_rest_secrets() {
+    use uturn_turn::nonce::{security_features, SecurityFeatures};
+    use uturn_turn::Shared;
+
+    let client = five_tuple(1).client;
+    let with_rest = Shared::new(&config());
+    let nonce = with_rest.nonce_key.issue(client, START_UNIX, s(60));
+    let features = security_features(nonce.as_bytes()).expect("cookie present");
+    assert!(features.contains(SecurityFeatures::PASSWORD_ALGORITHMS));
+    assert!(!features.contains(SecurityFeatures::USERNAME_ANONYMITY));
+
+    let static_only = Shared::new(&config_with(CredentialsConfig {
+        users: vec![("alice".into(), "alice-pw".into())],
+        secrets: vec![],
+    }));
+    let nonce = static_only.nonce_key.issue(client, START_UNIX, s(60));
+    let features = security_features(nonce.as_bytes()).expect("cookie present");
+    assert!(features.contains(SecurityFeatures::USERNAME_ANONYMITY));
+}
