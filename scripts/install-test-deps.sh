@@ -5,7 +5,9 @@
 #   clients, and `turnserver` is the reference server the harness was
 #   validated against. Its own service must not run: it would take 3478.
 # - chromium + chromium-driver: the WebRTC relay test (tests/chromium.rs).
-# - clang, iproute2: the eBPF build and network-namespace tests.
+# - clang, iproute2: the eBPF build and network-namespace tests;
+#   linux-libc-dev: the kernel UAPI headers the XDP program includes;
+#   ethtool, curl: the XDP tests (veth offloads, metrics from inside a netns).
 # - Python: aioice (an independent TURN client) and selenium (drives
 #   chromedriver), pinned so every machine runs the same clients.
 #
@@ -14,7 +16,7 @@
 # when not root and sudo exists).
 set -euo pipefail
 
-APT_PACKAGES=(coturn chromium chromium-driver clang iproute2 python3 python3-pip)
+APT_PACKAGES=(coturn chromium chromium-driver clang iproute2 linux-libc-dev ethtool curl python3 python3-pip)
 PY_PACKAGES=("aioice==0.13.0" "selenium==4.51.0")
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -27,6 +27,8 @@
 //! - `worker`: the thread that ties one backend, one table and one
 //!   `Server` together, in the call order `uturn_turn` documents.
 //! - [`metrics`]: per-worker counters.
+//! - `offload`: keeps the XDP fast path's rules (`uturn_ebpf`) in step with
+//!   each worker's control plane, when `Config::xdp` is set.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +40,7 @@ use uturn_turn::{PeerFilter, Server};
 pub mod fastpath;
 pub mod io;
 pub mod metrics;
+mod offload;
 pub mod table;
 mod worker;
 
@@ -70,6 +73,9 @@ pub struct Config {
     /// (RFC 8656 §11.2 by way of the operator's allow/deny lists): the same
     /// one the control plane's `ServerConfig::peer_filter` holds.
     pub peer_filter: Arc<PeerFilter>,
+    /// The XDP fast path, when attached: every worker installs its channel
+    /// bindings there (and removes them) as its control plane decides.
+    pub xdp: Option<Arc<uturn_ebpf::XdpFastPath>>,
 }
 
 /// Builds worker `i`'s control plane, inside that worker's thread.
@@ -112,6 +118,7 @@ impl Dataplane {
                 backend,
                 servers: servers.clone(),
                 peer_filter: config.peer_filter.clone(),
+                xdp: config.xdp.clone(),
                 counters: counters.clone(),
                 stop: stop.clone(),
             };

@@ -9,7 +9,8 @@
 //!    (STUN requests) are copied aside: `poll` holds the backend, and an
 //!    `OpenRelay` rule needs the backend to register the new socket.
 //! 2. Each set-aside datagram goes to [`Server::handle_datagram`], then the
-//!    server is drained: rule changes are applied to the table (`OpenRelay` is
+//!    server is drained: rule changes are applied to the table, and mirrored
+//!    into the XDP fast path when one is attached (`offload`) (`OpenRelay` is
 //!    bound and answered with `handle_relay_bound` at once, `CloseRelay`
 //!    closes the socket), then transmits are queued from the listener whose
 //!    address is their source.
@@ -37,6 +38,7 @@ use uturn_turn::{FiveTuple, PeerFilter, RuleChange, Server};
 use crate::fastpath::{FastPath, Verdict};
 use crate::io::{self, Backend};
 use crate::metrics::Counters;
+use crate::offload::Offload;
 use crate::table::Table;
 use crate::{BackendChoice, Error, ServerFactory};
 
@@ -53,6 +55,7 @@ pub(crate) struct Spec {
     pub backend: BackendChoice,
     pub servers: ServerFactory,
     pub peer_filter: Arc<PeerFilter>,
+    pub xdp: Option<Arc<uturn_ebpf::XdpFastPath>>,
     pub counters: Arc<[Counters]>,
     pub stop: Arc<AtomicBool>,
 }
@@ -113,6 +116,8 @@ struct Worker {
     table: Table,
     fast: FastPath,
     server: Server,
+    /// Mirrors the table's channel rules into XDP, when attached.
+    offload: Option<Offload>,
     slow: Vec<SlowDatagram>,
     slow_len: usize,
 }
@@ -138,6 +143,7 @@ impl Worker {
             table,
             fast: FastPath::new(spec.peer_filter.clone()),
             server,
+            offload: spec.xdp.clone().map(Offload::new),
             slow: Vec::new(),
             slow_len: 0,
         })
@@ -190,14 +196,26 @@ impl Worker {
         for i in 0..self.slow_len {
             if let Some(d) = self.slow.get(i) {
                 self.server.handle_datagram(now, d.from, &d.data);
-                drain(&mut self.server, &mut self.table, &mut *self.backend, now);
+                drain(
+                    &mut self.server,
+                    &mut self.table,
+                    self.offload.as_mut(),
+                    &mut *self.backend,
+                    now,
+                );
             }
         }
         self.slow_len = 0;
 
         if self.server.poll_timeout().is_some_and(|at| at <= now) {
             self.server.handle_timeout(now);
-            drain(&mut self.server, &mut self.table, &mut *self.backend, now);
+            drain(
+                &mut self.server,
+                &mut self.table,
+                self.offload.as_mut(),
+                &mut *self.backend,
+                now,
+            );
         }
 
         if let Err(e) = self.backend.flush() {
@@ -212,7 +230,13 @@ impl Worker {
     fn shutdown(&mut self) {
         let now = Instant::now();
         self.server.shutdown();
-        drain(&mut self.server, &mut self.table, &mut *self.backend, now);
+        drain(
+            &mut self.server,
+            &mut self.table,
+            self.offload.as_mut(),
+            &mut *self.backend,
+            now,
+        );
         // Relay sockets reserved but never used by an allocation, if the
         // server did not close them itself.
         let leftover: Vec<_> = self.table.relay_sockets().collect();
@@ -220,6 +244,9 @@ impl Worker {
             if let Some(id) = self.table.apply(&RuleChange::CloseRelay { relay: addr }) {
                 self.backend.remove_socket(id);
             }
+        }
+        if let Some(offload) = self.offload.as_mut() {
+            offload.clear();
         }
         if let Err(e) = self.backend.flush() {
             tracing::debug!(error = %e, "flush on shutdown failed");
@@ -229,7 +256,13 @@ impl Worker {
 
 /// Drains the server after an input: rule changes first (applied to the
 /// table; `OpenRelay` bound and answered right away), then transmits.
-fn drain(server: &mut Server, table: &mut Table, backend: &mut dyn Backend, now: Instant) {
+fn drain(
+    server: &mut Server,
+    table: &mut Table,
+    mut offload: Option<&mut Offload>,
+    backend: &mut dyn Backend,
+    now: Instant,
+) {
     while let Some(change) = server.poll_rule_change() {
         match change {
             RuleChange::OpenRelay {
@@ -252,6 +285,9 @@ fn drain(server: &mut Server, table: &mut Table, backend: &mut dyn Backend, now:
             change => {
                 if let Some(id) = table.apply(&change) {
                     backend.remove_socket(id);
+                }
+                if let Some(offload) = offload.as_deref_mut() {
+                    offload.apply(&change);
                 }
             }
         }

@@ -147,6 +147,7 @@ fn start_with(
         pin: threads > 1,
         backend,
         peer_filter: Arc::new(filter),
+        xdp: None,
     };
     let dataplane = match Dataplane::start(config, servers) {
         Ok(dp) => dp,
@@ -723,6 +724,7 @@ fn forcing_io_uring_where_it_is_missing_fails_cleanly() {
         pin: false,
         backend: BackendChoice::Uring,
         peer_filter: Arc::new(PeerFilter::new(vec![], vec![])),
+        xdp: None,
     };
     let servers: ServerFactory = Arc::new(|_| -> Server { unreachable!("no worker may start") });
     assert!(matches!(
@@ -742,6 +744,7 @@ fn a_listener_that_cannot_be_bound_is_an_error() {
         pin: false,
         backend: BackendChoice::Epoll,
         peer_filter: Arc::new(PeerFilter::new(vec![], vec![])),
+        xdp: None,
     };
     let servers: ServerFactory =
         Arc::new(|_| -> Server { unreachable!("no server before the listeners") });
@@ -773,6 +776,7 @@ fn a_worker_that_panics_at_start_is_an_error() {
         pin: false,
         backend: BackendChoice::Epoll,
         peer_filter: Arc::new(filter),
+        xdp: None,
     };
     match Dataplane::start(config, servers) {
         Err(Error::WorkerPanicked(1)) => {}

@@ -108,10 +108,12 @@ fn run(settings: Settings) -> Result<(), StartError> {
         let time = time.clone();
         Arc::new(move |_worker| Server::new(server_config.clone(), shared.clone(), time.clone()))
     };
-    let dataplane_config = settings.dataplane_config(Arc::new(server_config.peer_filter.clone()));
+    let xdp = attach_xdp(&settings);
+    let dataplane_config =
+        settings.dataplane_config(Arc::new(server_config.peer_filter.clone()), xdp.clone());
     let dataplane = Dataplane::start(dataplane_config, factory)?;
 
-    let http = match start_http(&settings, &dataplane, time) {
+    let http = match start_http(&settings, &dataplane, xdp.clone(), time) {
         Ok(http) => http,
         Err(e) => {
             if let Err(e) = dataplane.shutdown() {
@@ -148,9 +150,39 @@ fn run(settings: Settings) -> Result<(), StartError> {
     for server in http {
         server.stop();
     }
-    dataplane.shutdown()?;
+    let stopped = dataplane.shutdown();
+    // After the workers removed their rules; also on a failed shutdown.
+    if let Some(xdp) = &xdp {
+        xdp.detach();
+    }
+    stopped?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Loads and attaches the XDP fast path for `--xdp`. Any failure is one
+/// log line, and uturn relays everything through its userspace path.
+fn attach_xdp(settings: &Settings) -> Option<Arc<uturn_ebpf::XdpFastPath>> {
+    if settings.xdp.is_empty() {
+        return None;
+    }
+    let interfaces = settings.xdp.join(",");
+    let mode = settings.xdp_mode.as_str();
+    match uturn_ebpf::XdpFastPath::attach(&settings.xdp, settings.xdp_mode) {
+        Ok(xdp) => {
+            tracing::info!(interfaces, mode, "XDP fast path attached");
+            Some(Arc::new(xdp))
+        }
+        Err(e) => {
+            tracing::error!(
+                interfaces,
+                mode,
+                error = %e,
+                "XDP fast path unavailable; relaying in userspace"
+            );
+            None
+        }
+    }
 }
 
 /// Starts the API and metrics listeners; one listener serves both when they
@@ -158,6 +190,7 @@ fn run(settings: Settings) -> Result<(), StartError> {
 fn start_http(
     settings: &Settings,
     dataplane: &Dataplane,
+    xdp: Option<Arc<uturn_ebpf::XdpFastPath>>,
     time: Arc<dyn TimeProvider>,
 ) -> Result<Vec<HttpServer>, StartError> {
     let mut sites: Vec<(std::net::SocketAddr, Vec<Arc<dyn Handler>>)> = Vec::new();
@@ -174,6 +207,7 @@ fn start_http(
         let endpoint: Arc<dyn Handler> = Arc::new(MetricsEndpoint::new(
             dataplane.counters(),
             dataplane.backend(),
+            xdp,
         ));
         match sites.iter_mut().find(|(a, _)| *a == addr) {
             Some((_, handlers)) => handlers.insert(0, endpoint),

@@ -5,6 +5,12 @@
 //! sums every worker's counters at that moment and writes the OpenMetrics text
 //! exposition with `prometheus-client`. No label carries a username or client
 //! address: cardinality stays fixed and nothing personal leaks.
+//!
+//! Traffic the XDP fast path relays never reaches a worker, so it is counted
+//! apart: `uturn_xdp_packets_total` / `uturn_xdp_bytes_total` are summed at
+//! scrape time from the program's per-rule, per-CPU counters (rules already
+//! removed keep their totals), next to the userspace `uturn_relayed_*`.
+//! All relayed traffic is the sum of both.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -16,6 +22,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use uturn_dataplane::{Counters, DropReason};
+use uturn_ebpf::XdpFastPath;
 
 use crate::api::{Handler, HttpRequest, HttpResponse};
 use crate::config::VERSION;
@@ -28,6 +35,7 @@ const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset
 pub struct RelayCollector {
     counters: Arc<[Counters]>,
     backend: &'static str,
+    xdp: Option<Arc<XdpFastPath>>,
 }
 
 /// Every worker's counters added up.
@@ -72,12 +80,87 @@ fn gauge(v: u64) -> ConstGauge<i64> {
 
 impl RelayCollector {
     /// `backend` is `Dataplane::backend()`'s name; the label is `uring` or `epoll`.
-    pub fn new(counters: Arc<[Counters]>, backend: &'static str) -> Self {
+    pub fn new(
+        counters: Arc<[Counters]>,
+        backend: &'static str,
+        xdp: Option<Arc<XdpFastPath>>,
+    ) -> Self {
         let backend = match backend {
             "io_uring" => "uring",
             other => other,
         };
-        RelayCollector { counters, backend }
+        RelayCollector {
+            counters,
+            backend,
+            xdp,
+        }
+    }
+
+    /// The XDP fast path's series; zeros when it is not attached, so that
+    /// dashboards see the same series either way.
+    fn encode_xdp(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let totals = self.xdp.as_ref().map(|x| x.totals()).unwrap_or_default();
+        let per_direction = [
+            (
+                "uturn_xdp_packets",
+                "Datagrams relayed by the XDP fast path",
+                totals.to_peer.packets,
+                totals.to_client.packets,
+            ),
+            (
+                "uturn_xdp_bytes",
+                "Payload bytes relayed by the XDP fast path",
+                totals.to_peer.bytes,
+                totals.to_client.bytes,
+            ),
+        ];
+        for (name, help, to_peer, to_client) in per_direction {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (direction, value) in [("to_peer", to_peer), ("to_client", to_client)] {
+                let labels = [("direction", direction)];
+                ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+            }
+        }
+
+        let events = self.xdp.as_ref().map(|x| x.events()).unwrap_or_default();
+        let mut family = encoder.encode_descriptor(
+            "uturn_xdp_passed_packets",
+            "Datagrams of offloaded channels the XDP program passed to userspace, by reason",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, value) in [
+            ("length", events.pass_length),
+            ("route", events.pass_route),
+            ("forwarding_disabled", events.pass_forwarding_disabled),
+            ("no_neighbour", events.pass_no_neighbour),
+            ("mtu", events.pass_mtu),
+            ("headroom", events.pass_headroom),
+            ("checksum", events.pass_checksum),
+        ] {
+            let labels = [("reason", reason)];
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+
+        let rules = gauge(self.xdp.as_ref().map_or(0, |x| x.rules() as u64));
+        rules.encode(encoder.encode_descriptor(
+            "uturn_xdp_rules",
+            "Channel bindings offloaded to XDP",
+            None,
+            rules.metric_type(),
+        )?)?;
+
+        let mut family = encoder.encode_descriptor(
+            "uturn_xdp_attached",
+            "1 for each interface the XDP program is attached to",
+            None,
+            MetricType::Gauge,
+        )?;
+        for iface in self.xdp.iter().flat_map(|x| x.interfaces()) {
+            let labels = [("iface", iface.as_str())];
+            gauge(1).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }
 
@@ -150,7 +233,8 @@ impl Collector for RelayCollector {
             MetricType::Info,
         )?;
         info.encode_info(&[("backend", self.backend), ("version", VERSION)])?;
-        Ok(())
+
+        self.encode_xdp(&mut encoder)
     }
 }
 
@@ -161,9 +245,13 @@ pub struct MetricsEndpoint {
 }
 
 impl MetricsEndpoint {
-    pub fn new(counters: Arc<[Counters]>, backend: &'static str) -> Self {
+    pub fn new(
+        counters: Arc<[Counters]>,
+        backend: &'static str,
+        xdp: Option<Arc<XdpFastPath>>,
+    ) -> Self {
         let mut registry = Registry::default();
-        registry.register_collector(Box::new(RelayCollector::new(counters, backend)));
+        registry.register_collector(Box::new(RelayCollector::new(counters, backend, xdp)));
         MetricsEndpoint { registry }
     }
 
@@ -227,7 +315,7 @@ mod tests {
         c[1].drop(DropReason::NoPermission);
         c[0].drop(DropReason::Malformed);
 
-        let metrics = MetricsEndpoint::new(c.clone(), "epoll");
+        let metrics = MetricsEndpoint::new(c.clone(), "epoll", None);
         let text = metrics.render().unwrap();
 
         assert_eq!(sample(&text, "uturn_allocations"), Some(3));
@@ -277,7 +365,7 @@ mod tests {
 
     #[test]
     fn every_drop_reason_is_exported() {
-        let metrics = MetricsEndpoint::new(counters(1), "io_uring");
+        let metrics = MetricsEndpoint::new(counters(1), "io_uring", None);
         let text = metrics.render().unwrap();
         let info = format!("uturn_info{{backend=\"uring\",version=\"{VERSION}\"}}");
         assert_eq!(sample(&text, &info), Some(1));
@@ -289,12 +377,21 @@ mod tests {
             assert_eq!(sample(&text, &series), Some(0), "{series} missing");
         }
         assert!(text.contains("# TYPE uturn_relayed_packets counter"));
+        // Without XDP the fast-path series are there, at zero.
+        for direction in ["to_peer", "to_client"] {
+            for name in ["uturn_xdp_packets_total", "uturn_xdp_bytes_total"] {
+                let series = format!("{name}{{direction=\"{direction}\"}}");
+                assert_eq!(sample(&text, &series), Some(0), "{series} missing");
+            }
+        }
+        assert_eq!(sample(&text, "uturn_xdp_rules"), Some(0));
+        assert!(!text.contains("uturn_xdp_attached{"));
         assert!(text.contains("# TYPE uturn_allocations gauge"));
     }
 
     #[test]
     fn endpoint_routes() {
-        let metrics = MetricsEndpoint::new(counters(1), "epoll");
+        let metrics = MetricsEndpoint::new(counters(1), "epoll", None);
         let get = HttpRequest {
             method: "GET",
             url: "/metrics",

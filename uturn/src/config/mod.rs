@@ -46,6 +46,8 @@ const DEFAULT_MAX_PORT: u16 = 65535;
 /// RFC 8656 §7.2: the server's maximum allocation lifetime, 3600 s by default.
 const DEFAULT_MAX_LIFETIME_SECS: u64 = 3600;
 const DEFAULT_NONCE_LIFETIME_SECS: u64 = 3600;
+/// RFC 8656 §12: a channel binding lasts 10 minutes.
+const DEFAULT_CHANNEL_LIFETIME_SECS: u64 = 600;
 /// A day, the TTL commonly used for TURN REST credentials (draft-uberti-behave-turn-rest-00 §2.2).
 const DEFAULT_REST_TTL_SECS: u64 = 86400;
 
@@ -168,6 +170,32 @@ pub struct Config {
     /// Do not pin worker threads to CPUs.
     #[arg(long)]
     pub no_pin: bool,
+
+    /// Attach the XDP fast path to this interface (repeatable): channel
+    /// traffic arriving there is relayed in the kernel (docs/xdp.md). If
+    /// the program cannot be attached, one line is logged and uturn relays
+    /// in userspace.
+    #[arg(long, value_name = "IFACE")]
+    pub xdp: Option<Vec<String>>,
+
+    /// Where the XDP program runs [default: native].
+    #[arg(long, value_enum)]
+    pub xdp_mode: Option<XdpMode>,
+
+    /// Channel binding lifetime in seconds [default: 600, RFC 8656 §12].
+    /// Only for tests that need channels to expire quickly.
+    #[arg(long, value_name = "SECONDS", hide = true)]
+    pub channel_lifetime: Option<u64>,
+}
+
+/// `--xdp-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    /// In the driver (needs driver support; veth has it).
+    Native,
+    /// In the kernel's generic receive path, for any driver (slower).
+    Generic,
 }
 
 /// `--backend`.
@@ -397,6 +425,9 @@ impl Config {
             nonce_lifetime: self.nonce_lifetime.or(file.nonce_lifetime),
             rest_ttl: self.rest_ttl.or(file.rest_ttl),
             no_pin: self.no_pin || file.no_pin,
+            xdp: self.xdp.or(file.xdp),
+            xdp_mode: self.xdp_mode.or(file.xdp_mode),
+            channel_lifetime: self.channel_lifetime.or(file.channel_lifetime),
         }
     }
 
@@ -476,6 +507,11 @@ impl Config {
             "nonce-lifetime",
         )?;
         let rest_ttl = seconds(self.rest_ttl, DEFAULT_REST_TTL_SECS, "rest-ttl")?;
+        let channel_lifetime = seconds(
+            self.channel_lifetime,
+            DEFAULT_CHANNEL_LIFETIME_SECS,
+            "channel-lifetime",
+        )?;
 
         let software = if self.no_software {
             None
@@ -510,6 +546,12 @@ impl Config {
             rest_ttl,
             pin: !self.no_pin,
             host_ips: Vec::new(),
+            xdp: self.xdp.unwrap_or_default(),
+            xdp_mode: match self.xdp_mode.unwrap_or(XdpMode::Native) {
+                XdpMode::Native => uturn_ebpf::Mode::Native,
+                XdpMode::Generic => uturn_ebpf::Mode::Generic,
+            },
+            channel_lifetime,
         })
     }
 }

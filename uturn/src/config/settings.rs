@@ -18,8 +18,6 @@ use super::{ConfigError, ExternalIp};
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(600);
 /// RFC 8656 §9: permissions last 300 s.
 const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
-/// RFC 8656 §12: channel bindings last 600 s.
-const CHANNEL_LIFETIME: Duration = Duration::from_secs(600);
 /// Responses remembered per worker for retransmitted requests (RFC 8489 §6.3.1).
 const TRANSACTION_CACHE_SIZE: usize = 4096;
 /// An address in TEST-NET-1 (RFC 5737): `connect()`ing a UDP socket to it asks
@@ -224,6 +222,11 @@ pub struct Settings {
     /// The host's own addresses, for wildcard listeners (see [`host_ips`]);
     /// empty unless the caller fills it in.
     pub host_ips: Vec<IpAddr>,
+    /// Interfaces to attach the XDP fast path to (`--xdp`); empty: none.
+    pub xdp: Vec<String>,
+    pub xdp_mode: uturn_ebpf::Mode,
+    /// RFC 8656 §12's 10 minutes unless a test shortens it.
+    pub channel_lifetime: Duration,
 }
 
 impl Settings {
@@ -288,7 +291,7 @@ impl Settings {
             default_lifetime: DEFAULT_LIFETIME.min(self.max_lifetime),
             max_lifetime: self.max_lifetime,
             permission_lifetime: PERMISSION_LIFETIME,
-            channel_lifetime: CHANNEL_LIFETIME,
+            channel_lifetime: self.channel_lifetime,
             nonce_lifetime: self.nonce_lifetime,
             strict_channel_range: self.strict_channels,
             user_quota: self.user_quota,
@@ -303,13 +306,18 @@ impl Settings {
 
     /// The dataplane's configuration; `peer_filter` is the one in the
     /// [`ServerConfig`], so the fast path and the control plane agree.
-    pub fn dataplane_config(&self, peer_filter: Arc<PeerFilter>) -> DataplaneConfig {
+    pub fn dataplane_config(
+        &self,
+        peer_filter: Arc<PeerFilter>,
+        xdp: Option<Arc<uturn_ebpf::XdpFastPath>>,
+    ) -> DataplaneConfig {
         DataplaneConfig {
             listen: self.listen.clone(),
             threads: self.threads,
             pin: self.pin,
             backend: self.backend,
             peer_filter,
+            xdp,
         }
     }
 

@@ -575,9 +575,39 @@ fn builds_server_and_dataplane_configs() {
     // Own listener address: never a peer, even inside an allowed range.
     assert!(filter.check_addr(addr("127.0.0.1:3478")).is_err());
 
-    let dp = s.dataplane_config(Arc::new(server.peer_filter.clone()));
+    let dp = s.dataplane_config(Arc::new(server.peer_filter.clone()), None);
     assert_eq!(dp.listen, vec![addr("127.0.0.1:3478")]);
     assert_eq!(dp.threads, 2);
     assert!(!dp.pin);
     assert_eq!(dp.backend, BackendChoice::Epoll);
+}
+
+#[test]
+fn xdp_flags() {
+    let s = resolve(cli("")).unwrap();
+    assert!(s.xdp.is_empty());
+    assert_eq!(s.xdp_mode, uturn_ebpf::Mode::Native);
+    assert_eq!(s.server_config().channel_lifetime, Duration::from_secs(600));
+
+    let s = resolve(cli(
+        "--xdp veth-a --xdp veth-b --xdp-mode generic --channel-lifetime 3",
+    ))
+    .unwrap();
+    assert_eq!(s.xdp, vec!["veth-a".to_owned(), "veth-b".to_owned()]);
+    assert_eq!(s.xdp_mode, uturn_ebpf::Mode::Generic);
+    assert_eq!(s.server_config().channel_lifetime, Duration::from_secs(3));
+    assert_eq!(
+        cli_err("--xdp-mode offload"),
+        clap::error::ErrorKind::InvalidValue
+    );
+    assert!(matches!(
+        resolve(cli("--channel-lifetime 0")),
+        Err(ConfigError::ZeroSeconds("channel-lifetime"))
+    ));
+
+    // The file's keys are the flag names; the command line's list replaces the file's.
+    let file = toml("xdp = [\"eth0\"]\nxdp-mode = \"native\"\n").unwrap();
+    assert_eq!(resolve(file.clone()).unwrap().xdp, vec!["eth0".to_owned()]);
+    let merged = cli("--xdp eth1").over(file);
+    assert_eq!(resolve(merged).unwrap().xdp, vec!["eth1".to_owned()]);
 }
