@@ -1,1 +1,3 @@
 //! Benches live in benches/.
+
+pub mod load;

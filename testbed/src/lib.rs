@@ -1,0 +1,38 @@
+//! uturn's network-namespace testbed: measures a TURN relay (uturn on
+//! io_uring or epoll, or coTURN) under the seed benchmark's load and writes
+//! a comparison.
+//!
+//! ```text
+//!   root ns: uturn-testbed ── uturn-load (sockets opened in clients/peers ns)
+//!
+//!   <p>-clients ──veth── <p>-relay ──veth── <p>-peers
+//!   TURN clients         relay under test   peers (send, receive echoes)
+//!                        pinned to --relay-cpus
+//! ```
+//!
+//! A run ([`runner::Testbed::run`]) starts a fresh relay, waits for it to
+//! answer STUN, runs `uturn-load`, samples the relay's utime+stime, the
+//! generator's CPU and the system's softirq time at the generator's
+//! `@window-start`/`@window-end` markers, and reads the relay's peak RSS.
+//! [`scenario`] holds what is run (seed rows, sweep), [`crosscheck`] the same
+//! measurement driven by coTURN's `turnutils_uclient`, [`report`] the
+//! Markdown table and the SVG plot.
+//!
+//! Cleanup is not optional: the namespaces are deleted by a drop guard, by
+//! the SIGINT/SIGTERM handler ([`process::install_signal_cleanup`]), and at
+//! the start of every run (leftovers of a killed run with the same prefix).
+
+#![forbid(unsafe_code)]
+
+pub mod crosscheck;
+pub mod load;
+pub mod measure;
+pub mod probe;
+pub mod process;
+pub mod procfs;
+pub mod profile;
+pub mod relay;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod topology;

@@ -1,0 +1,459 @@
+//! One measured run: a fresh relay in the relay namespace, pinned to its
+//! CPUs; `uturn-load` started from the root namespace (it opens its sockets
+//! in the clients' and peers' namespaces itself); CPU sampled on the
+//! generator's window markers; peak RSS read before the relay is stopped.
+//!
+//! A fresh relay per run keeps `VmHWM` (a lifetime high-water mark) and the
+//! relay's caches from carrying over between runs.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::load::{self, LoadError, LoadShape, LoadSummary, LoadTarget, Marker};
+use crate::measure::{CpuFigures, Sample, WindowCpu, GENERATOR_SATURATED_PCT};
+use crate::process::{wrapped_argv, Proc};
+use crate::profile::{self, Profile};
+use crate::procfs::{self, ProcError};
+use crate::relay::{RelayBinaries, RelayConfig, RelayParams};
+use crate::topology::Topology;
+
+pub const REALM: &str = "test";
+pub const USER: &str = "load";
+pub const PASSWORD: &str = "secret";
+pub const LISTEN_PORT: u16 = 3478;
+
+/// Errors of one run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{name} did not answer STUN Binding on {addr} within {secs} s; its log:\n{log}")]
+    RelayNotReady {
+        name: String,
+        addr: SocketAddr,
+        secs: u64,
+        log: String,
+    },
+    #[error("{name} exited during the run ({status}); its log:\n{log}")]
+    RelayDied {
+        name: String,
+        status: String,
+        log: String,
+    },
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("sampling /proc: {0}")]
+    Proc(#[from] ProcError),
+    #[error("uturn-load ran past its time limit ({0} s) and was killed")]
+    LoadTimeout(u64),
+}
+
+/// The fixed parts of every run: topology, binaries, CPUs, output folder.
+#[derive(Debug, Clone)]
+pub struct Testbed {
+    pub topology: Topology,
+    pub relay_bins: RelayBinaries,
+    pub load_bin: PathBuf,
+    /// This program, run inside the clients' namespace as the STUN probe.
+    pub self_exe: PathBuf,
+    pub relay_cpus: Vec<usize>,
+    pub load_cpus: Vec<usize>,
+    pub relay_threads: usize,
+    pub load_threads: usize,
+    /// Raw files (generator JSON, relay and generator logs) go here.
+    pub raw_dir: PathBuf,
+    /// Profile the relay with `perf record` over each window.
+    pub perf: bool,
+}
+
+/// Everything measured in one run; also written to `raw/*.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub relay: String,
+    pub label: String,
+    pub shape: LoadShape,
+    /// Share of the seed's sessions this run offered (1.0 for sweep steps).
+    pub scale: f64,
+    pub offered_relayed_pps: f64,
+    pub counts_softirq: bool,
+    pub summary: LoadSummary,
+    pub window: WindowCpu,
+    pub figures: CpuFigures,
+    pub peak_rss_kib: u64,
+    pub generator_saturated: bool,
+    /// Kernel/user split of the relay's time (with `--perf`).
+    pub profile: Option<Profile>,
+}
+
+impl RunResult {
+    /// Packets per second that crossed the relay in the window.
+    pub fn relayed_pps(&self) -> f64 {
+        let secs = if self.summary.window_secs > 0.0 {
+            self.summary.window_secs
+        } else {
+            self.window.wall_secs
+        };
+        if secs > 0.0 {
+            self.summary.relayed_packets as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
+    /// CPU % of one core that the report shows: the relay's own, plus the
+    /// kernel's softirq for configurations where the kernel relays.
+    pub fn headline_pct(&self) -> f64 {
+        if self.counts_softirq {
+            self.figures.relay_pct + self.figures.softirq_pct
+        } else {
+            self.figures.relay_pct
+        }
+    }
+
+    /// CPU-µs per relayed packet that the report shows (see `headline_pct`).
+    pub fn headline_us_per_pkt(&self) -> f64 {
+        if self.counts_softirq {
+            self.figures.relay_softirq_us_per_pkt
+        } else {
+            self.figures.relay_us_per_pkt
+        }
+    }
+}
+
+pub fn cpu_list(cpus: &[usize]) -> String {
+    cpus.iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Testbed {
+    pub fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::from((self.topology.relay_client_ip(), LISTEN_PORT))
+    }
+
+    pub fn relay_params(&self) -> RelayParams {
+        RelayParams {
+            listen: self.listen_addr(),
+            relay_ip: self.topology.relay_peer_ip(),
+            peer_net: self.topology.peer_net,
+            realm: REALM.into(),
+            user: USER.into(),
+            password: PASSWORD.into(),
+            threads: self.relay_threads,
+            interfaces: vec![
+                self.topology.relay_client_if(),
+                self.topology.relay_peer_if(),
+            ],
+            scratch: self.raw_dir.clone(),
+        }
+    }
+
+    /// Starts `config`'s relay in the relay namespace and waits until it
+    /// answers STUN from the clients' namespace.
+    pub fn start_relay(&self, config: &RelayConfig, log: &Path) -> Result<Proc, RunError> {
+        let argv = wrapped_argv(
+            Some(&self.topology.relay_ns()),
+            Some(&cpu_list(&self.relay_cpus)),
+            &(config.build)(&self.relay_params(), &self.relay_bins),
+        );
+        let file = File::create(log)?;
+        let mut relay = Proc::spawn(
+            config.name,
+            &argv,
+            Stdio::from(file.try_clone()?),
+            Stdio::from(file),
+        )?;
+        let addr = self.listen_addr();
+        let limit = Duration::from_secs(15);
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = relay.exited() {
+                return Err(RunError::RelayDied {
+                    name: config.name.into(),
+                    status: status.to_string(),
+                    log: std::fs::read_to_string(log).unwrap_or_default(),
+                });
+            }
+            if self.probe_from_clients(addr, false) {
+                return Ok(relay);
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        Err(RunError::RelayNotReady {
+            name: config.name.into(),
+            addr,
+            secs: limit.as_secs(),
+            log: std::fs::read_to_string(log).unwrap_or_default(),
+        })
+    }
+
+    /// Runs this program's `probe` inside the clients' namespace (`echo`:
+    /// expect a plain echo instead of a STUN answer).
+    pub fn probe_from_clients(&self, addr: SocketAddr, echo: bool) -> bool {
+        self.probe_from(&self.topology.clients_ns(), addr, echo)
+    }
+
+    pub fn probe_from(&self, ns: &str, addr: SocketAddr, echo: bool) -> bool {
+        let mut argv = vec![
+            self.self_exe.display().to_string(),
+            "probe".into(),
+            addr.to_string(),
+            "--timeout-ms".into(),
+            "500".into(),
+        ];
+        if echo {
+            argv.push("--echo".into());
+        }
+        crate::process::run_checked(&wrapped_argv(Some(ns), None, &argv)).is_ok()
+    }
+
+    /// One measured run of `shape` through a fresh `config` relay.
+    pub fn run(
+        &self,
+        config: &RelayConfig,
+        label: &str,
+        shape: &LoadShape,
+        scale: f64,
+    ) -> Result<RunResult, RunError> {
+        std::fs::create_dir_all(&self.raw_dir)?;
+        let stem = format!("{label}-{}", config.name);
+        let relay_log = self.raw_dir.join(format!("{stem}.relay.log"));
+        let mut relay = self.start_relay(config, &relay_log)?;
+        tracing::info!(relay = config.name, label, sessions = shape.sessions, "run");
+
+        let json = self.raw_dir.join(format!("{stem}.load.json"));
+        let _ = std::fs::remove_file(&json);
+        let target = LoadTarget {
+            binary: self.load_bin.clone(),
+            server: self.listen_addr(),
+            realm: REALM.into(),
+            user: USER.into(),
+            password: PASSWORD.into(),
+            client_ip: self.topology.client_ip(),
+            client_netns: self.topology.clients_ns(),
+            peer_ip: self.topology.peer_ip(),
+            peer_netns: self.topology.peers_ns(),
+            threads: self.load_threads,
+            cpus: cpu_list(&self.load_cpus),
+            json: json.clone(),
+        };
+        let argv = wrapped_argv(None, Some(&target.cpus), &load::load_argv(&target, shape));
+        let load_log = self.raw_dir.join(format!("{stem}.load.log"));
+        let mut gen = Proc::spawn(
+            "uturn-load",
+            &argv,
+            Stdio::piped(),
+            Stdio::from(File::create(&load_log)?),
+        )?;
+        let limit = time_limit(shape);
+        let done = Arc::new(AtomicBool::new(false));
+        let timed_out = watchdog(gen.pid(), limit, done.clone());
+
+        let stdout = gen
+            .child_mut()
+            .stdout
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdout pipe"))?;
+        let (relay_pid, gen_pid) = (relay.pid(), gen.pid());
+        let mut start: Option<Result<Sample, ProcError>> = None;
+        let mut end: Option<Result<Sample, ProcError>> = None;
+        let perf_data = self.raw_dir.join(format!("{stem}.perf.data"));
+        let mut perf: Option<Proc> = None;
+        let tail = load::read_markers(BufReader::new(stdout), |m| match m {
+            Marker::WindowStart => {
+                start = Some(Sample::take(relay_pid, Some(gen_pid)));
+                if self.perf {
+                    perf = Proc::spawn(
+                        "perf",
+                        &profile::record_argv(relay_pid, &perf_data),
+                        Stdio::null(),
+                        Stdio::null(),
+                    )
+                    .map_err(|e| tracing::warn!(error = %e, "perf record"))
+                    .ok();
+                }
+            }
+            Marker::WindowEnd => {
+                end = Some(Sample::take(relay_pid, Some(gen_pid)));
+                // perf writes its data file when interrupted.
+                if let Some(mut p) = perf.take() {
+                    p.stop(Duration::from_secs(20));
+                }
+            }
+        });
+        let status = gen.wait_for(Duration::from_secs(30));
+        done.store(true, Ordering::Relaxed);
+        if timed_out.load(Ordering::Relaxed) {
+            return Err(RunError::LoadTimeout(limit.as_secs()));
+        }
+        if let Some(s) = relay.exited() {
+            return Err(RunError::RelayDied {
+                name: config.name.into(),
+                status: s.to_string(),
+                log: std::fs::read_to_string(&relay_log).unwrap_or_default(),
+            });
+        }
+        let peak_rss_kib = procfs::read_vm_hwm_kib(relay_pid)?;
+        relay.stop(Duration::from_secs(5));
+
+        let summary = load::parse_summary(&json, &tail).map_err(|e| match e {
+            LoadError::NoSummary { .. } => LoadError::NoSummary {
+                status: status.map_or("none".into(), |s| s.to_string()),
+                stderr: std::fs::read_to_string(&load_log).unwrap_or_default(),
+            },
+            e => e,
+        })?;
+        let start = start.ok_or(LoadError::NoMarker("@window-start"))??;
+        let end = end.ok_or(LoadError::NoMarker("@window-end"))??;
+        let window = WindowCpu::between(
+            &start,
+            &end,
+            procfs::clock_ticks_per_sec(),
+            &self.relay_cpus,
+        );
+        let figures = CpuFigures::derive(&window, summary.relayed_packets, self.load_cpus.len());
+        let result = RunResult {
+            relay: config.name.into(),
+            label: label.into(),
+            shape: shape.clone(),
+            scale,
+            offered_relayed_pps: shape.offered_relayed_pps(),
+            counts_softirq: config.counts_softirq,
+            generator_saturated: figures
+                .generator_pct
+                .is_some_and(|g| g > GENERATOR_SATURATED_PCT),
+            profile: if self.perf {
+                profile::summarise(&perf_data)
+            } else {
+                None
+            },
+            summary,
+            window,
+            figures,
+            peak_rss_kib,
+        };
+        std::fs::write(
+            self.raw_dir.join(format!("{stem}.json")),
+            serde_json::to_string_pretty(&result).map_err(std::io::Error::other)?,
+        )?;
+        Ok(result)
+    }
+}
+
+/// Generous upper bound on a generator run: setup and teardown at the
+/// default 500 allocations/s, the phases, the drain, plus a minute.
+fn time_limit(shape: &LoadShape) -> Duration {
+    let setup = 2 * u64::from(shape.sessions) / 500;
+    Duration::from_secs(
+        setup + u64::from(shape.ramp_up_secs + shape.warmup_secs + shape.duration_secs) + 60,
+    )
+}
+
+/// Kills the process group `pgid` if `done` is not set within `limit`.
+fn watchdog(pgid: u32, limit: Duration, done: Arc<AtomicBool>) -> Arc<AtomicBool> {
+    let fired = Arc::new(AtomicBool::new(false));
+    let flag = fired.clone();
+    thread::spawn(move || {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if done.load(Ordering::Relaxed) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+        if !done.load(Ordering::Relaxed) {
+            flag.store(true, Ordering::Relaxed);
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pgid}")])
+                .status();
+        }
+    });
+    fired
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A result with the given sessions, loss, generator CPU and relayed
+    /// packet rate (over a 10 s window), for report and sweep tests.
+    pub(crate) fn result_with(
+        sessions: u32,
+        loss: f64,
+        gen_pct: f64,
+        relayed_pps: f64,
+    ) -> RunResult {
+        let shape = crate::scenario::sweep_shape(sessions, crate::scenario::Timing::sweep(false));
+        let relayed = (relayed_pps * 10.0) as u64;
+        let window = WindowCpu {
+            wall_secs: 10.0,
+            relay_cpu_secs: 2.0,
+            softirq_all_secs: 1.0,
+            softirq_relay_cpus_secs: 0.5,
+            generator_cpu_secs: Some(gen_pct / 10.0),
+        };
+        let figures = CpuFigures::derive(&window, relayed, 1);
+        RunResult {
+            relay: "uturn-uring".into(),
+            label: format!("sweep-{sessions}"),
+            offered_relayed_pps: shape.offered_relayed_pps(),
+            shape,
+            scale: 1.0,
+            counts_softirq: false,
+            summary: LoadSummary {
+                sessions_requested: u64::from(sessions),
+                sessions_established: u64::from(sessions),
+                window_secs: 10.0,
+                relayed_packets: relayed,
+                loss_ratio: loss,
+                rtt_us: load::Rtt {
+                    p99: 250.0,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            window,
+            generator_saturated: gen_pct > GENERATOR_SATURATED_PCT,
+            figures,
+            peak_rss_kib: 20480,
+            profile: None,
+        }
+    }
+
+    #[test]
+    fn headline_adds_softirq_only_where_the_kernel_relays() {
+        let mut r = result_with(100, 0.0, 50.0, 10_000.0);
+        // 2 s relay CPU over 10 s, 100k packets.
+        assert!((r.headline_pct() - 20.0).abs() < 1e-9);
+        assert!((r.headline_us_per_pkt() - 20.0).abs() < 1e-9);
+        assert!((r.relayed_pps() - 10_000.0).abs() < 1e-9);
+        r.counts_softirq = true;
+        assert!((r.headline_pct() - 30.0).abs() < 1e-9);
+        assert!((r.headline_us_per_pkt() - 30.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn time_limit_grows_with_sessions_and_phases() {
+        let small = crate::scenario::sweep_shape(10, crate::scenario::Timing::sweep(false));
+        let big = crate::scenario::sweep_shape(5000, crate::scenario::Timing::sweep(false));
+        assert!(time_limit(&big) > time_limit(&small));
+        assert!(time_limit(&small) >= Duration::from_secs(60 + 7));
+    }
+
+    #[test]
+    fn cpu_lists_are_comma_separated() {
+        assert_eq!(cpu_list(&[1]), "1");
+        assert_eq!(cpu_list(&[0, 2, 3]), "0,2,3");
+    }
+}
