@@ -6,9 +6,11 @@
 //! UNKNOWN-ATTRIBUTES, SOFTWARE, ALTERNATE-SERVER) and RFC 8656 §18
 //! (CHANNEL-NUMBER, LIFETIME, XOR-PEER-ADDRESS, DATA, XOR-RELAYED-ADDRESS,
 //! REQUESTED-ADDRESS-FAMILY, EVEN-PORT, REQUESTED-TRANSPORT, DONT-FRAGMENT,
-//! RESERVATION-TOKEN, ADDITIONAL-ADDRESS-FAMILY, ADDRESS-ERROR-CODE).
-//! Codepoints are those of the IANA "STUN Attributes" registry as listed
-//! in RFC 8489 §18.3 and RFC 8656 §19.
+//! RESERVATION-TOKEN, ADDITIONAL-ADDRESS-FAMILY, ADDRESS-ERROR-CODE) and
+//! the ICE attributes of RFC 8445 §7.1.1–§7.1.3 and §16.1 (PRIORITY,
+//! USE-CANDIDATE, ICE-CONTROLLED, ICE-CONTROLLING), which connectivity
+//! checks carry. Codepoints are those of the IANA "STUN Attributes"
+//! registry as listed in RFC 8489 §18.3, RFC 8656 §19 and RFC 8445 §16.1.
 //!
 //! [`RawAttribute`] is one TLV as found in a checked message;
 //! [`Attribute::decode`] checks its value and gives the typed form, which
@@ -67,6 +69,10 @@ impl AttributeType {
     pub const XOR_MAPPED_ADDRESS: AttributeType = AttributeType(0x0020);
     /// RFC 8656 §18.10.
     pub const RESERVATION_TOKEN: AttributeType = AttributeType(0x0022);
+    /// RFC 8445 §7.1.1, §16.1.
+    pub const PRIORITY: AttributeType = AttributeType(0x0024);
+    /// RFC 8445 §7.1.2, §16.1.
+    pub const USE_CANDIDATE: AttributeType = AttributeType(0x0025);
     /// RFC 8656 §18.11.
     pub const ADDITIONAL_ADDRESS_FAMILY: AttributeType = AttributeType(0x8000);
     /// RFC 8656 §18.12.
@@ -83,6 +89,10 @@ impl AttributeType {
     pub const ALTERNATE_SERVER: AttributeType = AttributeType(0x8023);
     /// RFC 8489 §14.7.
     pub const FINGERPRINT: AttributeType = AttributeType(0x8028);
+    /// RFC 8445 §7.1.3, §16.1.
+    pub const ICE_CONTROLLED: AttributeType = AttributeType(0x8029);
+    /// RFC 8445 §7.1.3, §16.1.
+    pub const ICE_CONTROLLING: AttributeType = AttributeType(0x802A);
 
     /// Types 0x0000–0x7FFF must be understood by the receiver (RFC 8489 §14).
     pub const fn is_comprehension_required(self) -> bool {
@@ -118,12 +128,16 @@ impl AttributeType {
             Self::USERHASH => "USERHASH",
             Self::XOR_MAPPED_ADDRESS => "XOR-MAPPED-ADDRESS",
             Self::RESERVATION_TOKEN => "RESERVATION-TOKEN",
+            Self::PRIORITY => "PRIORITY",
+            Self::USE_CANDIDATE => "USE-CANDIDATE",
             Self::ADDITIONAL_ADDRESS_FAMILY => "ADDITIONAL-ADDRESS-FAMILY",
             Self::ADDRESS_ERROR_CODE => "ADDRESS-ERROR-CODE",
             Self::PASSWORD_ALGORITHMS => "PASSWORD-ALGORITHMS",
             Self::SOFTWARE => "SOFTWARE",
             Self::ALTERNATE_SERVER => "ALTERNATE-SERVER",
             Self::FINGERPRINT => "FINGERPRINT",
+            Self::ICE_CONTROLLED => "ICE-CONTROLLED",
+            Self::ICE_CONTROLLING => "ICE-CONTROLLING",
             _ => return None,
         })
     }
@@ -463,6 +477,18 @@ pub enum Attribute<'a> {
         /// Reason phrase.
         reason: &'a str,
     },
+    /// PRIORITY (RFC 8445 §7.1.1): the priority a peer-reflexive candidate
+    /// learned from this check would get.
+    Priority(u32),
+    /// USE-CANDIDATE (RFC 8445 §7.1.2): the controlling agent nominates the
+    /// pair this check is sent on. No value.
+    UseCandidate,
+    /// ICE-CONTROLLED (RFC 8445 §7.1.3): the sender thinks it is controlled;
+    /// the value is its tie-breaker.
+    IceControlled(u64),
+    /// ICE-CONTROLLING (RFC 8445 §7.1.3): the sender thinks it is
+    /// controlling; the value is its tie-breaker.
+    IceControlling(u64),
     /// Any other attribute, kept as is.
     Unknown(RawAttribute<'a>),
 }
@@ -578,6 +604,21 @@ impl<'a> Attribute<'a> {
             AttributeType::RESERVATION_TOKEN => {
                 Attribute::ReservationToken(v.try_into().map_err(|_| invalid("length is not 8"))?)
             }
+            AttributeType::PRIORITY => {
+                Attribute::Priority(be_u32(v).ok_or(invalid("length is not 4"))?)
+            }
+            AttributeType::USE_CANDIDATE => {
+                if !v.is_empty() {
+                    return Err(invalid("value is not empty"));
+                }
+                Attribute::UseCandidate
+            }
+            AttributeType::ICE_CONTROLLED => {
+                Attribute::IceControlled(be_u64(v).ok_or(invalid("length is not 8"))?)
+            }
+            AttributeType::ICE_CONTROLLING => {
+                Attribute::IceControlling(be_u64(v).ok_or(invalid("length is not 8"))?)
+            }
             _ => Attribute::Unknown(raw),
         })
     }
@@ -612,6 +653,10 @@ impl<'a> Attribute<'a> {
             Attribute::ReservationToken(_) => AttributeType::RESERVATION_TOKEN,
             Attribute::AdditionalAddressFamily(_) => AttributeType::ADDITIONAL_ADDRESS_FAMILY,
             Attribute::AddressErrorCode { .. } => AttributeType::ADDRESS_ERROR_CODE,
+            Attribute::Priority(_) => AttributeType::PRIORITY,
+            Attribute::UseCandidate => AttributeType::USE_CANDIDATE,
+            Attribute::IceControlled(_) => AttributeType::ICE_CONTROLLED,
+            Attribute::IceControlling(_) => AttributeType::ICE_CONTROLLING,
             Attribute::Unknown(raw) => raw.typ,
         }
     }
@@ -619,6 +664,10 @@ impl<'a> Attribute<'a> {
 
 fn be_u32(v: &[u8]) -> Option<u32> {
     <[u8; 4]>::try_from(v).ok().map(u32::from_be_bytes)
+}
+
+fn be_u64(v: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(v).ok().map(u64::from_be_bytes)
 }
 
 /// Text values: UTF-8 of bounded length.
@@ -996,12 +1045,55 @@ mod tests {
 
     #[test]
     fn unknown_types_are_kept_raw() {
-        let r = raw(AttributeType(0x8029), &[1, 2, 3]);
+        let r = raw(AttributeType(0x8099), &[1, 2, 3]);
         assert_eq!(Attribute::decode(r, &TID), Ok(Attribute::Unknown(r)));
-        assert!(!AttributeType(0x8029).is_known());
-        assert!(!AttributeType(0x8029).is_comprehension_required());
-        assert!(AttributeType(0x0024).is_comprehension_required());
+        assert!(!AttributeType(0x8099).is_known());
+        assert!(!AttributeType(0x8099).is_comprehension_required());
+        assert!(AttributeType(0x0031).is_comprehension_required());
+        assert!(!AttributeType(0x0031).is_known());
         assert!(AttributeType::XOR_PEER_ADDRESS.is_known());
+    }
+
+    #[test]
+    fn ice_attributes_decode() {
+        let d = |t, v: &'static [u8]| Attribute::decode(raw(t, v), &TID).unwrap();
+        // RFC 5769 §2.1's PRIORITY and ICE-CONTROLLED values.
+        assert_eq!(
+            d(AttributeType::PRIORITY, &[0x6e, 0x00, 0x01, 0xff]),
+            Attribute::Priority(0x6e00_01ff)
+        );
+        assert_eq!(
+            d(
+                AttributeType::ICE_CONTROLLED,
+                &[0x93, 0x2f, 0xf9, 0xb1, 0x51, 0x26, 0x3b, 0x36]
+            ),
+            Attribute::IceControlled(0x932f_f9b1_5126_3b36)
+        );
+        assert_eq!(
+            d(AttributeType::ICE_CONTROLLING, &[0, 0, 0, 0, 0, 0, 1, 2]),
+            Attribute::IceControlling(0x0102)
+        );
+        assert_eq!(
+            d(AttributeType::USE_CANDIDATE, &[]),
+            Attribute::UseCandidate
+        );
+        assert!(AttributeType::PRIORITY.is_comprehension_required());
+        assert!(AttributeType::USE_CANDIDATE.is_comprehension_required());
+        assert!(!AttributeType::ICE_CONTROLLED.is_comprehension_required());
+        assert!(!AttributeType::ICE_CONTROLLING.is_comprehension_required());
+    }
+
+    #[test]
+    fn ice_attributes_reject_other_lengths() {
+        assert!(invalid(AttributeType::PRIORITY, &[]));
+        assert!(invalid(AttributeType::PRIORITY, &[0; 3]));
+        assert!(invalid(AttributeType::PRIORITY, &[0; 8]));
+        assert!(invalid(AttributeType::USE_CANDIDATE, &[0]));
+        assert!(invalid(AttributeType::USE_CANDIDATE, &[0; 4]));
+        assert!(invalid(AttributeType::ICE_CONTROLLED, &[0; 4]));
+        assert!(invalid(AttributeType::ICE_CONTROLLED, &[0; 9]));
+        assert!(invalid(AttributeType::ICE_CONTROLLING, &[0; 7]));
+        assert!(invalid(AttributeType::ICE_CONTROLLING, &[]));
     }
 
     #[test]
@@ -1029,12 +1121,17 @@ mod tests {
             (AttributeType::USERHASH, 0x001E),
             (AttributeType::XOR_MAPPED_ADDRESS, 0x0020),
             (AttributeType::RESERVATION_TOKEN, 0x0022),
+            (AttributeType::PRIORITY, 0x0024),
+            (AttributeType::USE_CANDIDATE, 0x0025),
             (AttributeType::ADDITIONAL_ADDRESS_FAMILY, 0x8000),
             (AttributeType::ADDRESS_ERROR_CODE, 0x8001),
             (AttributeType::PASSWORD_ALGORITHMS, 0x8002),
             (AttributeType::SOFTWARE, 0x8022),
             (AttributeType::ALTERNATE_SERVER, 0x8023),
             (AttributeType::FINGERPRINT, 0x8028),
+            // RFC 8445 §16.1.
+            (AttributeType::ICE_CONTROLLED, 0x8029),
+            (AttributeType::ICE_CONTROLLING, 0x802A),
         ];
         for (typ, value) in expected {
             assert_eq!(typ.0, *value, "{typ}");

@@ -281,6 +281,11 @@ impl<'b> MessageBuilder<'b> {
             }
             Attribute::DontFragment => {}
             Attribute::ReservationToken(token) => self.out.extend_from_slice(&token[..]),
+            Attribute::Priority(priority) => self.out.extend_from_slice(&priority.to_be_bytes()),
+            Attribute::UseCandidate => {}
+            Attribute::IceControlled(tie_breaker) | Attribute::IceControlling(tie_breaker) => {
+                self.out.extend_from_slice(&tie_breaker.to_be_bytes())
+            }
             Attribute::Unknown(raw) => self.out.extend_from_slice(raw.value),
         }
     }
@@ -345,6 +350,9 @@ fn value_len(attr: &Attribute<'_>) -> Result<usize, Error> {
         Attribute::EvenPort(_) => 1,
         Attribute::DontFragment => 0,
         Attribute::ReservationToken(_) => 8,
+        Attribute::Priority(_) => 4,
+        Attribute::UseCandidate => 0,
+        Attribute::IceControlled(_) | Attribute::IceControlling(_) => 8,
         Attribute::Unknown(raw) => raw.value.len(),
     })
 }
@@ -431,9 +439,13 @@ mod tests {
                 code: 440,
                 reason: "Address Family not Supported",
             },
+            Attribute::Priority(0x6e00_01ff),
+            Attribute::UseCandidate,
+            Attribute::IceControlled(0x932f_f9b1_5126_3b36),
+            Attribute::IceControlling(u64::MAX),
             Attribute::Fingerprint(0xdeadbeef),
             Attribute::Unknown(RawAttribute {
-                typ: AttributeType(0x8029),
+                typ: AttributeType(0x8099),
                 value: &[1, 2, 3, 4, 5],
             }),
         ]

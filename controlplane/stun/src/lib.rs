@@ -9,7 +9,7 @@
 //! | module           | what                                                  | RFC sections                          |
 //! |------------------|-------------------------------------------------------|---------------------------------------|
 //! | [`message`]      | checked [`Message`] view, class/method, integrity     | RFC 8489 §5, §6, §14.5–§14.7          |
-//! | [`attribute`]    | attribute types and the decoded [`Attribute`] enum    | RFC 8489 §14, RFC 8656 §18            |
+//! | [`attribute`]    | attribute types and the decoded [`Attribute`] enum    | RFC 8489 §14, RFC 8656 §18, RFC 8445 §16.1 |
 //! | [`builder`]      | [`MessageBuilder`] writing into a caller's `Vec<u8>`  | RFC 8489 §5, §14                      |
 //! | [`integrity`]    | long-term credential keys                             | RFC 8489 §9.2.2, §14.4                |
 //! | [`channel_data`] | ChannelData framing                                   | RFC 8656 §12.4, RFC 5766 §11.4        |

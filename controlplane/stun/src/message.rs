@@ -616,9 +616,15 @@ mod tests {
             decode(&msg, AttributeType::USERNAME),
             Attribute::Username(v::SAMPLE_REQUEST_USERNAME)
         );
-        // PRIORITY (0x0024) is an ICE attribute: comprehension-required and not ours.
-        let unknown: Vec<_> = msg.unknown_comprehension_required().collect();
-        assert_eq!(unknown, vec![AttributeType(0x0024)]);
+        // PRIORITY and ICE-CONTROLLED are known ICE attributes (RFC 8445 §16.1).
+        assert_eq!(
+            decode(&msg, AttributeType::PRIORITY),
+            Attribute::Priority(0x6e00_01ff)
+        );
+        assert_eq!(
+            decode(&msg, AttributeType::ICE_CONTROLLED),
+            Attribute::IceControlled(0x932f_f9b1_5126_3b36)
+        );
         let types: Vec<u16> = msg.attributes().map(|a| a.typ.0).collect();
         assert_eq!(types, vec![0x8022, 0x0024, 0x8029, 0x0006, 0x0008, 0x8028]);
 
@@ -633,6 +639,18 @@ mod tests {
             decode(&msg, AttributeType::FINGERPRINT),
             Attribute::Fingerprint(0xe57a3bcf)
         );
+    }
+
+    #[test]
+    fn rfc5769_sample_request_has_no_unknown_comprehension_required_attribute() {
+        // §2.1 carries PRIORITY (0x0024, comprehension-required) and
+        // ICE-CONTROLLED: now that both are known, a server that checks
+        // for unknown attributes (RFC 8489 §7.3.1) no longer answers 420.
+        let msg = Message::parse(v::SAMPLE_REQUEST).unwrap();
+        assert_eq!(msg.unknown_comprehension_required().count(), 0);
+        assert!(msg
+            .attributes()
+            .any(|raw| raw.typ == AttributeType::PRIORITY && raw.typ.is_comprehension_required()));
     }
 
     #[test]
