@@ -277,7 +277,10 @@ fn drain(
                         server.handle_relay_bound(now, relay, Ok(()));
                     }
                     Err(e) => {
-                        tracing::warn!(%relay, error = %e, "cannot bind relay socket");
+                        // The control plane retries on another port and
+                        // answers 508 (logged there) only when all fail, so a
+                        // port some other socket holds is routine, not a warning.
+                        tracing::debug!(%relay, error = %e, "cannot bind relay socket");
                         server.handle_relay_bound(now, relay, Err(e));
                     }
                 }

@@ -25,7 +25,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tracing::debug;
+use tracing::{debug, warn};
 use uturn_stun::attribute::{AddressFamily, Attribute, AttributeType, PROTOCOL_UDP};
 use uturn_stun::message::Message;
 
@@ -417,6 +417,9 @@ impl Server {
                         }
                     }
                     None => {
+                        // Every attempt failed: the operator should hear of
+                        // it (ports exhausted or held by other processes).
+                        warn!(%relay, %error, "no relay port could be bound: answering 508");
                         let mut pending = self.pending.swap_remove(p);
                         // Already released above.
                         pending.relays.remove(r);
