@@ -3,9 +3,12 @@
 //! uturn-load, so the generator's numbers are confirmed by an independent
 //! implementation.
 //!
-//! uclient's pattern is client → peer → echo (the mirror of the seed's) and
-//! it has no window markers: the relay's CPU is sampled over the whole
-//! uclient run, allocation setup included.
+//! uclient's pattern is client → peer → echo (the mirror of the seed's). It
+//! has no window markers, but it prints its running totals once a second
+//! (`start_mclient: msz=N, tot_send_msgs=S, tot_recv_msgs=R, ...`): the
+//! testbed samples the relay's CPU as each such line appears, and the window
+//! runs from the first line with traffic to the last line whose totals still
+//! grew, so allocation setup and uclient's closing wait are left out.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -53,6 +56,39 @@ pub fn parse_uclient_stats(out: &str) -> Option<UclientStats> {
     })
 }
 
+/// Running totals (sent, received) of a uclient progress line.
+pub fn parse_progress(line: &str) -> Option<(u64, u64)> {
+    if !line.contains("start_mclient: msz=") {
+        return None;
+    }
+    Some((
+        number_after(line, "tot_send_msgs=")?,
+        number_after(line, "tot_recv_msgs=")?,
+    ))
+}
+
+/// A CPU sample taken when a progress line appeared.
+#[derive(Debug, Clone)]
+struct Tick {
+    sample: Sample,
+    sent: u64,
+    received: u64,
+}
+
+/// The window over the ticks: from the first tick with traffic to the last
+/// tick whose totals grew. `None` with fewer than two such ticks.
+fn window_ticks(ticks: &[Tick]) -> Option<(&Tick, &Tick)> {
+    let first = ticks.iter().position(|t| t.sent > 0)?;
+    let mut last = first;
+    for i in first + 1..ticks.len() {
+        let (prev, cur) = (&ticks[i - 1], &ticks[i]);
+        if cur.sent + cur.received > prev.sent + prev.received {
+            last = i;
+        }
+    }
+    (last > first).then(|| (&ticks[first], &ticks[last]))
+}
+
 fn number_after(line: &str, key: &str) -> Option<u64> {
     let rest = line.get(line.find(key)? + key.len()..)?;
     let end = rest
@@ -96,14 +132,20 @@ pub struct CrossResult {
     pub interval_ms: u32,
     pub messages: u32,
     pub stats: UclientStats,
+    /// Messages sent + received within the window.
+    pub window_relayed: u64,
+    /// Whether the window is the transmit phase (from progress lines) or,
+    /// failing that, the whole uclient run.
+    pub window_is_transmit_phase: bool,
     pub window: WindowCpu,
     pub figures: CpuFigures,
 }
 
 impl CrossResult {
-    /// Every message crosses the relay twice: out to the peer, and back.
+    /// Packets that crossed the relay in the window: every message crosses
+    /// it twice, out to the peer and back.
     pub fn relayed_packets(&self) -> u64 {
-        self.stats.sent + self.stats.received
+        self.window_relayed
     }
 }
 
@@ -179,14 +221,32 @@ pub fn run(
     )?;
     let start = Sample::take(relay.pid(), Some(uclient.pid()))?;
     let limit = Duration::from_millis(u64::from(shape.messages) * u64::from(shape.interval_ms))
-        + Duration::from_secs(120);
+        + Duration::from_secs(300);
     let deadline = Instant::now() + limit;
     // uclient's own CPU can only be read while it runs: keep the last
     // reading before it exits.
     let mut last_gen = start.generator;
+    let mut ticks: Vec<Tick> = Vec::new();
+    let mut seen = 0usize;
     loop {
         if let Ok(t) = procfs::read_pid_stat(uclient.pid()) {
             last_gen = Some(t);
+        }
+        // Sample on each new complete progress line.
+        let text = std::fs::read(&log_path).unwrap_or_default();
+        let complete = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if complete > seen {
+            let new = String::from_utf8_lossy(text.get(seen..complete).unwrap_or(&[])).into_owned();
+            seen = complete;
+            for (sent, received) in new.lines().filter_map(parse_progress) {
+                if let Ok(sample) = Sample::take(relay.pid(), Some(uclient.pid())) {
+                    ticks.push(Tick {
+                        sample,
+                        sent,
+                        received,
+                    });
+                }
+            }
         }
         if uclient.exited().is_some() {
             break;
@@ -195,7 +255,7 @@ pub fn run(
             uclient.stop(Duration::from_secs(1));
             return Err(RunError::LoadTimeout(limit.as_secs()));
         }
-        thread::sleep(Duration::from_millis(100));
+        thread::sleep(Duration::from_millis(50));
     }
     let mut end = Sample::take(relay.pid(), None)?;
     end.generator = last_gen;
@@ -209,7 +269,19 @@ pub fn run(
             out.lines().rev().take(20).collect::<Vec<_>>().join("\n")
         ))
     })?;
-    let window = WindowCpu::between(&start, &end, procfs::clock_ticks_per_sec(), &tb.relay_cpus);
+    let hz = procfs::clock_ticks_per_sec();
+    let (window, window_relayed, transmit_phase) = match window_ticks(&ticks) {
+        Some((a, b)) => (
+            WindowCpu::between(&a.sample, &b.sample, hz, &tb.relay_cpus),
+            (b.sent + b.received) - (a.sent + a.received),
+            true,
+        ),
+        None => (
+            WindowCpu::between(&start, &end, hz, &tb.relay_cpus),
+            stats.sent + stats.received,
+            false,
+        ),
+    };
     let result = CrossResult {
         relay: config.name.into(),
         label: label.into(),
@@ -218,7 +290,9 @@ pub fn run(
         interval_ms: shape.interval_ms,
         messages: shape.messages,
         stats,
-        figures: CpuFigures::derive(&window, stats.sent + stats.received, tb.load_cpus.len()),
+        window_relayed,
+        window_is_transmit_phase: transmit_phase,
+        figures: CpuFigures::derive(&window, window_relayed, tb.load_cpus.len()),
         window,
     };
     std::fs::write(
@@ -252,6 +326,44 @@ mod tests {
             }
         );
         assert!(parse_uclient_stats("0: : ERROR: Cannot complete Allocation").is_none());
+    }
+
+    #[test]
+    fn progress_lines_give_running_totals() {
+        let l = "65: : start_mclient: msz=500, tot_send_msgs=2080, tot_recv_msgs=2075, tot_send_bytes ~ 312000";
+        assert_eq!(parse_progress(l), Some((2080, 2075)));
+        // The closing total has no msz= and is not a progress line.
+        assert_eq!(
+            parse_progress("4: : start_mclient: tot_send_msgs=40, tot_recv_msgs=39"),
+            None
+        );
+    }
+
+    #[test]
+    fn window_spans_the_ticks_where_totals_grow() {
+        let sample = Sample {
+            at: Instant::now(),
+            relay: Default::default(),
+            generator: None,
+            softirq: Default::default(),
+        };
+        let tick = |sent, received| Tick {
+            sample: sample.clone(),
+            sent,
+            received,
+        };
+        let ticks = [
+            tick(0, 0),
+            tick(0, 0),
+            tick(100, 90),
+            tick(300, 295),
+            tick(500, 500),
+            tick(500, 500),
+        ];
+        let (a, b) = window_ticks(&ticks).unwrap();
+        assert_eq!((a.sent, b.sent, b.received), (100, 500, 500));
+        assert!(window_ticks(&[tick(0, 0), tick(10, 10)]).is_none());
+        assert!(window_ticks(&[]).is_none());
     }
 
     #[test]

@@ -53,6 +53,10 @@ struct Opts {
     /// Share of the seed table's sessions to offer (default per row: 0.25, 0.25, 0.1).
     #[arg(long, global = true)]
     scale: Option<f64>,
+    /// Share of the seed table's sessions in the turnutils cross-check
+    /// (uclient sets allocations up slowly, ~0.1 s each).
+    #[arg(long, global = true, default_value_t = 0.1)]
+    crosscheck_scale: f64,
     /// Results folder (default results/<UTC timestamp>).
     #[arg(long, global = true)]
     out: Option<PathBuf>,
@@ -383,7 +387,7 @@ fn run_crosscheck(
 ) {
     let duration = Timing::rows(o.quick).duration_secs;
     for row in rows {
-        let clients = row.scaled_sessions(row_scale(row, o));
+        let clients = row.scaled_sessions(o.crosscheck_scale);
         let shape = UclientShape::from_rate(clients, row.kbps, row.payload, duration);
         for config in configs {
             let label = format!("row{}", row.number);

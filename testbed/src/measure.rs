@@ -44,6 +44,9 @@ pub struct WindowCpu {
     pub softirq_all_secs: f64,
     /// softirq time of the CPUs the relay was pinned to.
     pub softirq_relay_cpus_secs: f64,
+    /// Busy time of the relay's CPUs from anything (the relay, softirq,
+    /// other processes): shows when others competed for the relay's core.
+    pub relay_cpus_busy_secs: f64,
     /// utime+stime of the load generator, if it was sampled.
     pub generator_cpu_secs: Option<f64>,
 }
@@ -61,6 +64,10 @@ impl WindowCpu {
                 start.softirq.of_cpus(relay_cpus),
                 end.softirq.of_cpus(relay_cpus),
             ),
+            relay_cpus_busy_secs: ticks(
+                start.softirq.busy_of_cpus(relay_cpus),
+                end.softirq.busy_of_cpus(relay_cpus),
+            ),
             generator_cpu_secs: match (start.generator, end.generator) {
                 (Some(a), Some(b)) => Some(ticks(a.total(), b.total())),
                 _ => None,
@@ -75,6 +82,7 @@ impl WindowCpu {
             relay_cpu_secs,
             softirq_all_secs: 0.0,
             softirq_relay_cpus_secs: 0.0,
+            relay_cpus_busy_secs: 0.0,
             generator_cpu_secs: None,
         }
     }
@@ -94,6 +102,9 @@ pub struct CpuFigures {
     pub relay_softirq_us_per_pkt: f64,
     /// Load generator CPU as % of the cores it was given.
     pub generator_pct: Option<f64>,
+    /// Time the relay's CPUs spent on anything but the relay and softirq,
+    /// % of one core: other processes competing with the relay.
+    pub other_on_relay_cpus_pct: f64,
 }
 
 impl CpuFigures {
@@ -121,6 +132,10 @@ impl CpuFigures {
             generator_pct: w
                 .generator_cpu_secs
                 .map(|g| pct(g) / generator_cores.max(1) as f64),
+            other_on_relay_cpus_pct: pct((w.relay_cpus_busy_secs
+                - w.relay_cpu_secs
+                - w.softirq_relay_cpus_secs)
+                .max(0.0)),
         }
     }
 }
@@ -146,6 +161,7 @@ mod tests {
             }),
             softirq: SoftirqTimes {
                 all: softirq.0,
+                busy_per_cpu: softirq.1.iter().map(|v| v * 10).collect(),
                 per_cpu: softirq.1,
             },
         }
@@ -166,12 +182,16 @@ mod tests {
         assert!((w.relay_cpu_secs - 5.0).abs() < 1e-9);
         assert!((w.softirq_all_secs - 1.0).abs() < 1e-9);
         assert!((w.softirq_relay_cpus_secs - 0.8).abs() < 1e-9);
+        // Busy on CPU 1: 200 -> 1000 ticks = 8 s, of which relay 5 s and
+        // softirq 0.8 s: 2.2 s of other work = 22 %.
+        assert!((w.relay_cpus_busy_secs - 8.0).abs() < 1e-9);
 
         let f = CpuFigures::derive(&w, 1_000_000, 1);
         assert!((f.relay_pct - 50.0).abs() < 1e-9);
         assert!((f.relay_us_per_pkt - 5.0).abs() < 1e-9);
         assert!((f.softirq_pct - 10.0).abs() < 1e-9);
         assert!((f.relay_softirq_us_per_pkt - 6.0).abs() < 1e-9);
+        assert!((f.other_on_relay_cpus_pct - 22.0).abs() < 1e-9);
         let g = f.generator_pct.unwrap();
         assert!((g - 90.0).abs() < 1e-9);
         assert!(g > GENERATOR_SATURATED_PCT);

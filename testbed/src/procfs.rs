@@ -91,6 +91,9 @@ pub fn parse_effective_uid(text: &str) -> Result<u32, ProcError> {
 pub struct SoftirqTimes {
     pub all: u64,
     pub per_cpu: Vec<u64>,
+    /// Busy ticks per CPU: every state but idle and iowait, so whatever ran
+    /// there (the relay, softirq, and any other process) is counted.
+    pub busy_per_cpu: Vec<u64>,
 }
 
 impl SoftirqTimes {
@@ -98,6 +101,13 @@ impl SoftirqTimes {
     pub fn of_cpus(&self, cpus: &[usize]) -> u64 {
         cpus.iter()
             .map(|&c| self.per_cpu.get(c).copied().unwrap_or(0))
+            .sum()
+    }
+
+    /// Busy ticks of the listed CPUs.
+    pub fn busy_of_cpus(&self, cpus: &[usize]) -> u64 {
+        cpus.iter()
+            .map(|&c| self.busy_per_cpu.get(c).copied().unwrap_or(0))
             .sum()
     }
 }
@@ -114,10 +124,12 @@ pub fn parse_proc_stat_softirq(text: &str) -> Result<SoftirqTimes, ProcError> {
         let Some(rest) = label.strip_prefix("cpu") else {
             continue;
         };
-        let softirq: u64 = fields
-            .nth(6)
-            .and_then(|v| v.parse().ok())
-            .ok_or(ProcError::Format { what: WHAT })?;
+        let values: Vec<u64> = fields.map(|v| v.parse().unwrap_or(0)).collect();
+        let softirq = *values.get(6).ok_or(ProcError::Format { what: WHAT })?;
+        // guest and guest_nice (8th, 9th) are already inside user and nice.
+        let total: u64 = values.iter().take(8).sum();
+        let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
+        let busy = total.saturating_sub(idle);
         if rest.is_empty() {
             out.all = softirq;
             saw_total = true;
@@ -125,8 +137,10 @@ pub fn parse_proc_stat_softirq(text: &str) -> Result<SoftirqTimes, ProcError> {
             let cpu: usize = rest.parse().map_err(|_| ProcError::Format { what: WHAT })?;
             if out.per_cpu.len() <= cpu {
                 out.per_cpu.resize(cpu + 1, 0);
+                out.busy_per_cpu.resize(cpu + 1, 0);
             }
             out.per_cpu[cpu] = softirq;
+            out.busy_per_cpu[cpu] = busy;
         }
     }
     if saw_total {
@@ -227,6 +241,9 @@ mod tests {
         assert_eq!(s.per_cpu, vec![20, 57]);
         assert_eq!(s.of_cpus(&[1]), 57);
         assert_eq!(s.of_cpus(&[0, 1, 7]), 77);
+        // cpu1: 40 user + 20 system + 57 softirq busy; idle and iowait not.
+        assert_eq!(s.busy_per_cpu, vec![110, 117]);
+        assert_eq!(s.busy_of_cpus(&[1]), 117);
     }
 
     #[test]

@@ -68,7 +68,16 @@ pub fn record_argv(pid: u32, data: &Path) -> Vec<String> {
 pub fn summarise(data: &Path) -> Option<Profile> {
     let report = |sort: &str| {
         Command::new("perf")
-            .args(["report", "--stdio", "--no-children", "--sort", sort, "-g", "none", "-i"])
+            .args([
+                "report",
+                "--stdio",
+                "--no-children",
+                "--sort",
+                sort,
+                "-g",
+                "none",
+                "-i",
+            ])
             .arg(data)
             .stderr(Stdio::null())
             .output()

@@ -123,18 +123,19 @@ pub fn markdown(r: &Report) -> String {
          CPU-µs/pkt divides it by the packets that crossed the relay in the window (originals + echoes). \
          softirq is the kernel's softirq time on all CPUs over the same window (it includes the generator's \
          share of network processing); +softirq µs/pkt adds it to the relay's. RSS is the relay's peak \
-         resident set (VmHWM) of a fresh process per run.\n"
+         resident set (VmHWM) of a fresh process per run. \"Others on relay CPU\" is the time the relay's \
+         CPU spent on anything else (other processes): when it is large, the relay competed for its core.\n"
     );
 
     if !r.rows.is_empty() {
         let _ = writeln!(md, "## Seed rows\n");
         let _ = writeln!(
             md,
-            "| row | relay | load | offered pps | relayed pps | CPU % | CPU-µs/pkt | +softirq µs/pkt | softirq % | loss | RTT p99 µs | peak RSS MiB | generator CPU % |"
+            "| row | relay | load | offered pps | relayed pps | CPU % | CPU-µs/pkt | +softirq µs/pkt | softirq % | loss | RTT p99 µs | peak RSS MiB | generator CPU % | others on relay CPU % |"
         );
         let _ = writeln!(
             md,
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for x in &r.rows {
             let gen = x.figures.generator_pct.map_or("–".into(), |g| num(g, 0))
@@ -145,7 +146,7 @@ pub fn markdown(r: &Report) -> String {
                 };
             let _ = writeln!(
                 md,
-                "| {} | {} | scaled ×{}: {} sessions × {} kbps × {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | scaled ×{}: {} sessions × {} kbps × {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 x.label,
                 x.relay,
                 x.scale,
@@ -161,7 +162,8 @@ pub fn markdown(r: &Report) -> String {
                 pct(x.summary.loss_ratio),
                 num(x.summary.rtt_us.p99, 0),
                 num(x.peak_rss_kib as f64 / 1024.0, 1),
-                gen
+                gen,
+                num(x.figures.other_on_relay_cpus_pct, 1)
             );
         }
         md.push('\n');
@@ -170,7 +172,10 @@ pub fn markdown(r: &Report) -> String {
 
     let profiled: Vec<&RunResult> = r.rows.iter().filter(|x| x.profile.is_some()).collect();
     if !profiled.is_empty() {
-        let _ = writeln!(md, "## Where the relay's time goes (perf, measured window)\n");
+        let _ = writeln!(
+            md,
+            "## Where the relay's time goes (perf, measured window)\n"
+        );
         let _ = writeln!(md, "| row | relay | kernel % | user % | largest shares |");
         let _ = writeln!(md, "|---|---|---:|---:|---|");
         for x in profiled {
@@ -250,18 +255,25 @@ pub fn markdown(r: &Report) -> String {
         );
         let _ = writeln!(
             md,
-            "The same rows driven by coTURN's own test client (client → peer → echo). Its window is the \
-             whole uclient run (allocation setup included), so CPU % is lower and CPU-µs/pkt slightly \
-             higher than with uturn-load's window; compare the ratios between relays.\n"
+            "The same rows driven by coTURN's own test client (client → peer → echo), with fewer \
+             sessions (uclient sets allocations up slowly). The window is uclient's transmit phase, \
+             found from its once-a-second progress lines (⚑ marks runs where the whole run had to be \
+             used). uclient sends every client's message in the same tick, in bursts, where uturn-load \
+             spreads sessions evenly: compare the ratios between relays more than absolute values.\n"
         );
-        let _ = writeln!(md, "| row | relay | clients × interval × bytes | relayed pkts | lost | relay CPU % | CPU-µs/pkt | uclient CPU % |");
+        let _ = writeln!(md, "| row | relay | clients × interval × bytes | relayed pkts in window | lost | relay CPU % | CPU-µs/pkt | uclient CPU % |");
         let _ = writeln!(md, "|---|---|---|---:|---:|---:|---:|---:|");
         for c in &r.crosscheck {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} × {} ms × {} B | {} | {} | {} | {} | {} |",
+                "| {} | {}{} | {} × {} ms × {} B | {} | {} | {} | {} | {} |",
                 c.label,
                 c.relay,
+                if c.window_is_transmit_phase {
+                    ""
+                } else {
+                    " ⚑"
+                },
                 c.clients,
                 c.interval_ms,
                 c.payload,
@@ -535,7 +547,12 @@ mod tests {
         assert!(md.contains("| row1 | uturn-uring | 0.25 |"), "{md}");
         assert!(md.contains("| uturn-uring | 8000 |"), "{md}");
         assert!(md.contains("generator saturated"));
-        assert!(md.contains("| row1 | uturn-uring | 70.0 | 30.0 | [kernel.kallsyms] 70.0, uturn 30.0 |"), "{md}");
+        assert!(
+            md.contains(
+                "| row1 | uturn-uring | 70.0 | 30.0 | [kernel.kallsyms] 70.0, uturn 30.0 |"
+            ),
+            "{md}"
+        );
         assert!(md.contains("- coturn sweep: boom"));
         assert!(!md.contains("second-line"));
         // Every table row has as many cells as its header.

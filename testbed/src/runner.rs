@@ -21,8 +21,8 @@ use serde::Serialize;
 use crate::load::{self, LoadError, LoadShape, LoadSummary, LoadTarget, Marker};
 use crate::measure::{CpuFigures, Sample, WindowCpu, GENERATOR_SATURATED_PCT};
 use crate::process::{wrapped_argv, Proc};
-use crate::profile::{self, Profile};
 use crate::procfs::{self, ProcError};
+use crate::profile::{self, Profile};
 use crate::relay::{RelayBinaries, RelayConfig, RelayParams};
 use crate::topology::Topology;
 
@@ -401,6 +401,7 @@ pub(crate) mod tests {
             relay_cpu_secs: 2.0,
             softirq_all_secs: 1.0,
             softirq_relay_cpus_secs: 0.5,
+            relay_cpus_busy_secs: 3.0,
             generator_cpu_secs: Some(gen_pct / 10.0),
         };
         let figures = CpuFigures::derive(&window, relayed, 1);

@@ -172,8 +172,7 @@ pub enum SweepStop {
 /// `relay_cores` is how many CPUs the relay was pinned to.
 pub fn sweep_next(step: &RunResult, relay_cores: usize) -> Option<SweepStop> {
     let established_all = step.summary.sessions_established >= u64::from(step.shape.sessions);
-    let relay_saturated =
-        step.headline_pct() > GENERATOR_SATURATED_PCT * relay_cores.max(1) as f64;
+    let relay_saturated = step.headline_pct() > GENERATOR_SATURATED_PCT * relay_cores.max(1) as f64;
     if step.summary.loss_ratio > SWEEP_LOSS_LIMIT || !established_all {
         if relay_saturated {
             Some(SweepStop::RelayLoss)
@@ -254,14 +253,20 @@ mod tests {
         assert_eq!(sweep_next(&ok, 1), None);
         // result_with's relay uses 20 % of a core: not saturated.
         let lossy = result_with(200, 0.002, 50.0, 20_000.0);
-        assert_eq!(sweep_next(&lossy, 1), Some(SweepStop::LossRelayNotSaturated));
+        assert_eq!(
+            sweep_next(&lossy, 1),
+            Some(SweepStop::LossRelayNotSaturated)
+        );
         let mut busy = lossy.clone();
         busy.figures.relay_pct = 97.0;
         assert_eq!(sweep_next(&busy, 1), Some(SweepStop::RelayLoss));
         // On two cores 97 % is half busy.
         assert_eq!(sweep_next(&busy, 2), Some(SweepStop::LossRelayNotSaturated));
         let saturated = result_with(300, 0.0, 95.0, 30_000.0);
-        assert_eq!(sweep_next(&saturated, 1), Some(SweepStop::GeneratorSaturated));
+        assert_eq!(
+            sweep_next(&saturated, 1),
+            Some(SweepStop::GeneratorSaturated)
+        );
 
         let sweep = Sweep {
             relay: "x".into(),
