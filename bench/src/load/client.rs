@@ -415,7 +415,9 @@ impl TurnClient {
     }
 
     fn schedule_allocation_refresh(&mut self, now: u64, lifetime: Option<u32>) {
-        let lifetime = u64::from(lifetime.unwrap_or(DEFAULT_LIFETIME_S)) * 1_000_000_000;
+        let granted = lifetime.unwrap_or(DEFAULT_LIFETIME_S);
+        tracing::debug!(lifetime = granted, "allocation lifetime granted");
+        let lifetime = u64::from(granted) * 1_000_000_000;
         // A minute before expiry for long lifetimes, half-way for short ones.
         let after = lifetime.saturating_sub(60_000_000_000).max(lifetime / 2);
         self.allocation_refresh_at = Some(now + after);

@@ -31,6 +31,7 @@
 //! the generator rather than the relay.
 //!
 //! Module map: [`config`] (command line), [`client`] (sans-IO TURN client),
+//! [`framing`] (ChannelData / Send indication around a payload),
 //! [`pacing`] (deadlines), [`payload`] (the probe in each datagram),
 //! [`stats`] (RTT histogram, loss, RFC 3550 jitter), `worker` (one thread),
 //! `sys` (netns, CPU pinning, fd limit).
@@ -45,6 +46,7 @@ use rand::thread_rng;
 
 pub mod client;
 pub mod config;
+pub mod framing;
 pub mod pacing;
 pub mod payload;
 pub mod stats;
@@ -118,6 +120,11 @@ pub struct Summary {
     /// lateness: non-zero counts mean the generator was the bottleneck.
     pub generator_late_sends: u64,
     pub generator_max_late_us: u64,
+    /// The generator's receive path: datagrams received, and (io_uring)
+    /// multishot receives that ran out of buffers and were re-armed.
+    pub generator_recv_datagrams: u64,
+    pub generator_recv_enobufs: u64,
+    pub generator_recv_truncated: u64,
 }
 
 /// Gap between the end of setup and the ramp start.
@@ -239,6 +246,7 @@ fn summarize(shared: &Shared, t: Option<Timeline>, reports: Vec<WorkerReport>) -
     let (mut first, mut last) = (None::<u64>, None::<u64>);
     let mut c = worker::Counters::default();
     let (mut refresh_failures, mut teardown_unanswered, mut dropped, mut errors) = (0, 0, 0, 0);
+    let mut io = uturn_dataplane::io::IoStats::default();
     let mut backend = "";
     for r in &reports {
         rtt.merge(&r.rtt);
@@ -266,6 +274,9 @@ fn summarize(shared: &Shared, t: Option<Timeline>, reports: Vec<WorkerReport>) -
         teardown_unanswered += r.teardown_unanswered;
         dropped += r.io.send_dropped;
         errors += r.io.send_errors;
+        io.recv_datagrams += r.io.recv_datagrams;
+        io.recv_enobufs += r.io.recv_enobufs;
+        io.recv_truncated += r.io.recv_truncated;
         backend = r.backend;
     }
     let setup_secs = match (first, last) {
@@ -319,6 +330,9 @@ fn summarize(shared: &Shared, t: Option<Timeline>, reports: Vec<WorkerReport>) -
         generator_send_errors: errors,
         generator_late_sends: c.late_sends,
         generator_max_late_us: c.max_late_ns / 1_000,
+        generator_recv_datagrams: io.recv_datagrams,
+        generator_recv_enobufs: io.recv_enobufs,
+        generator_recv_truncated: io.recv_truncated,
     }
 }
 

@@ -22,7 +22,7 @@
 //! indication prefix), and the send queue copies the parts once.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -30,12 +30,11 @@ use std::time::{Duration, Instant};
 use uturn_dataplane::io::{self, Backend, RecvMeta, Sender, SocketId};
 use uturn_dataplane::BackendChoice;
 use uturn_stun::channel_data::ChannelData;
-use uturn_stun::{
-    Attribute, AttributeType, Class, Message, MessageBuilder, Method, PacketKind, TransactionId,
-};
+use uturn_stun::{AttributeType, Class, Message, Method, PacketKind};
 
 use super::client::{Credentials, Event, TurnClient};
 use super::config::{Config, IoChoice, Mode, Pattern};
+use super::framing::Framing;
 use super::pacing::{Pacer, Period, Phases};
 use super::payload::{self, Probe};
 use super::stats::{Echo, Jitter, LossTracker, RttHistogram};
@@ -143,10 +142,8 @@ struct Session {
     socket: SocketId,
     client: TurnClient,
     relayed: Option<SocketAddr>,
-    /// Send indication up to the DATA value (fixed payload size), and the
-    /// padding after it; empty in channel mode.
-    send_prefix: Vec<u8>,
-    send_padding: usize,
+    /// How its client frames data for the relay (set once it is ready).
+    framing: Option<Framing>,
     /// Next sequence number of an original.
     seq: u64,
     loss: LossTracker,
@@ -168,7 +165,6 @@ struct Engine<'s> {
     by_relayed: HashMap<SocketAddr, u32>,
     /// Session slot per pacer slot.
     pacer_slots: Vec<u32>,
-    timeline: Option<Timeline>,
     /// Sessions whose setup ended (ready or failed).
     settled: usize,
     counters: Counters,
@@ -205,8 +201,15 @@ pub fn run(index: usize, shared: &Shared) -> Result<WorkerReport, LoadError> {
     {
         let _ns = sys::enter_netns(args.client_netns.as_deref())
             .map_err(|e| LoadError::Io("enter client netns", e))?;
+        // The default wildcard is IPv4's; an IPv6 server needs IPv6's.
+        let client_ip = match (args.client_ip, args.server) {
+            (IpAddr::V4(ip), SocketAddr::V6(_)) if ip.is_unspecified() => {
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+            }
+            (ip, _) => ip,
+        };
         for _ in &ids {
-            let s = io::bind_relay(SocketAddr::new(args.client_ip, 0), false)
+            let s = io::bind_relay(SocketAddr::new(client_ip, 0), false)
                 .map_err(|e| LoadError::Io("bind client socket", e))?;
             client_sockets.push(s);
         }
@@ -247,8 +250,7 @@ pub fn run(index: usize, shared: &Shared) -> Result<WorkerReport, LoadError> {
             socket,
             client: TurnClient::new(shared.credentials.clone(), peer_addr, channel),
             relayed: direct_addr,
-            send_prefix: Vec::new(),
-            send_padding: 0,
+            framing: None,
             seq: 0,
             loss: LossTracker::default(),
             jitter: Jitter::default(),
@@ -268,7 +270,6 @@ pub fn run(index: usize, shared: &Shared) -> Result<WorkerReport, LoadError> {
         sessions,
         by_socket,
         pacer_slots: Vec::new(),
-        timeline: None,
         settled: 0,
         counters: Counters::default(),
         rtt: RttHistogram::new(),
@@ -288,7 +289,6 @@ pub fn run(index: usize, shared: &Shared) -> Result<WorkerReport, LoadError> {
         }
         std::thread::sleep(Duration::from_millis(1));
     };
-    engine.timeline = Some(timeline);
     engine.traffic(backend.as_mut(), index, timeline, precise_wait)?;
     engine.teardown(backend.as_mut())?;
     let mut report = engine.finish();
@@ -307,14 +307,10 @@ impl Drop for SetupGuard<'_> {
 /// The source address the kernel would use towards `server` (connecting a
 /// UDP socket sends nothing).
 fn route_source(server: SocketAddr) -> Result<IpAddr, LoadError> {
-    let any: SocketAddr = if server.is_ipv4() {
-        "0.0.0.0:0"
-            .parse()
-            .map_err(|_| LoadError::Config("addr".into()))?
+    let any = if server.is_ipv4() {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)
     } else {
-        "[::]:0"
-            .parse()
-            .map_err(|_| LoadError::Config("addr".into()))?
+        SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0)
     };
     let s = UdpSocket::bind(any).map_err(|e| LoadError::Io("route probe", e))?;
     s.connect(server)
@@ -573,14 +569,13 @@ impl Engine<'_> {
                     self.report.established += 1;
                     self.settled += 1;
                     self.report.setup_last_ns = Some(now);
-                    if self.mode == Mode::Send {
-                        match send_prefix(s.client.peer(), self.scratch.len()) {
-                            Some((prefix, padding)) => {
-                                s.send_prefix = prefix;
-                                s.send_padding = padding;
-                            }
-                            None => tracing::warn!("cannot build a Send indication prefix"),
-                        }
+                    let len = self.scratch.len();
+                    s.framing = match self.mode {
+                        Mode::Channel => Framing::channel(CHANNEL, len),
+                        Mode::Send => Framing::send(s.client.peer(), len),
+                    };
+                    if s.framing.is_none() {
+                        tracing::warn!(session = s.id, "cannot frame data for the relay");
                     }
                 }
                 Event::SetupFailed(f) => {
@@ -629,7 +624,9 @@ impl Engine<'_> {
                 }
             }
             Pattern::ClientEcho => {
-                send_from_client(s, self.mode, self.server, &self.scratch, sender);
+                if let Some(f) = &s.framing {
+                    sender.send(s.socket, self.server, &f.parts(&self.scratch));
+                }
                 if counted {
                     self.counters.sent_client_to_peer += 1;
                 }
@@ -707,7 +704,9 @@ impl Engine<'_> {
                     // Same channel, same bytes: the echo is the datagram.
                     sender.send(s.socket, self.server, &[data]);
                 } else {
-                    send_from_client(s, self.mode, self.server, payload, sender);
+                    if let Some(f) = &s.framing {
+                        sender.send(s.socket, self.server, &f.parts(payload));
+                    }
                 }
                 if counted {
                     self.counters.sent_client_to_peer += 1;
@@ -759,87 +758,5 @@ impl Engine<'_> {
                 }
             }
         }
-    }
-}
-
-/// Sends `payload` from the session's client to its peer, through the
-/// relay: ChannelData in channel mode, a Send indication otherwise.
-fn send_from_client(
-    s: &Session,
-    mode: Mode,
-    server: SocketAddr,
-    payload: &[u8],
-    sender: &mut Sender<'_>,
-) {
-    const PADDING: [u8; 3] = [0; 3];
-    match mode {
-        Mode::Channel => {
-            // Payloads are at most 65000 bytes (checked in the config).
-            let header = ChannelData::header(CHANNEL, payload.len() as u16);
-            // Over UDP no padding is needed (RFC 8656 §12.5).
-            sender.send(s.socket, server, &[&header, payload]);
-        }
-        Mode::Send => {
-            let pad = PADDING.get(..s.send_padding).unwrap_or(&[]);
-            sender.send(s.socket, server, &[&s.send_prefix, payload, pad]);
-        }
-    }
-}
-
-/// A Send indication (RFC 8656 §11.2) to `peer` for a payload of `len`
-/// bytes, cut before the DATA value: (prefix, padding after the value).
-/// Built once per session with the STUN builder; every datagram is then
-/// prefix + payload + padding, with no per-packet encoding.
-fn send_prefix(peer: SocketAddr, len: usize) -> Option<(Vec<u8>, usize)> {
-    let mut out = Vec::with_capacity(64 + len);
-    let zeros = vec![0u8; len];
-    let mut b = MessageBuilder::new(
-        &mut out,
-        Class::Indication,
-        Method::SEND,
-        TransactionId(rand::random()),
-    );
-    b.add(&Attribute::XorPeerAddress(peer)).ok()?;
-    b.add_raw(AttributeType::DATA, &zeros).ok()?;
-    b.finish();
-    let padded = len.div_ceil(4) * 4;
-    let cut = out.len().checked_sub(padded)?;
-    out.truncate(cut);
-    Some((out, padded - len))
-}
-
-#[cfg(test)]
-mod tests {
-    use uturn_stun::channel_data::CHANNEL_DATA_HEADER_LEN;
-
-    use super::*;
-
-    #[test]
-    fn send_prefix_plus_payload_is_a_valid_send_indication() {
-        let peer: SocketAddr = "192.0.2.9:5000".parse().unwrap();
-        for len in [24usize, 150, 1199, 1200] {
-            let (prefix, padding) = send_prefix(peer, len).unwrap();
-            let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
-            let mut datagram = prefix.clone();
-            datagram.extend_from_slice(&payload);
-            datagram.extend(std::iter::repeat_n(0, padding));
-            let (got_peer, got_data) =
-                uturn_stun::fastpath::parse_send_indication(&datagram).unwrap();
-            assert_eq!(got_peer, peer);
-            assert_eq!(got_data, &payload[..], "exact payload size {len}");
-            assert_eq!(datagram.len() % 4, 0);
-        }
-    }
-
-    #[test]
-    fn channel_data_header_gives_the_exact_payload() {
-        let payload = [7u8; 150];
-        let header = ChannelData::header(CHANNEL, payload.len() as u16);
-        let mut datagram = header.to_vec();
-        datagram.extend_from_slice(&payload);
-        assert_eq!(datagram.len(), CHANNEL_DATA_HEADER_LEN + 150);
-        let cd = ChannelData::parse(&datagram).unwrap();
-        assert_eq!(cd.channel(), CHANNEL);
-        assert_eq!(cd.payload(), &payload[..]);
     }
 }
