@@ -25,13 +25,21 @@
 //! (HashDoS). Permissions are few per allocation, so they live in a small
 //! vector scanned linearly; an allocation with more than
 //! [`INLINE_PERMISSIONS`] of them spills into a keyed set so a client that
-//! installs thousands of permissions cannot make every look-up slow.
+//! installs thousands of permissions cannot make every look-up slow. Channels
+//! towards the client are found the same way (scan up to
+//! [`INLINE_CHANNELS`], then a keyed map).
+//!
+//! Memory: the table holds one entry per allocation in `slots`, `by_id` and
+//! `by_client`, one per relay socket in `relay_ids` and `relays`, and one per
+//! channel in `channels_out`; the per-allocation vectors grow one entry at a
+//! time. See docs/memory.md for the sizes and how they are measured.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
 use foldhash::fast::SeedableRandomState;
 use foldhash::SharedSeed;
+use smallvec::SmallVec;
 use uturn_turn::{AllocationId, FiveTuple, RuleChange};
 
 use crate::io::SocketId;
@@ -39,6 +47,9 @@ use crate::io::SocketId;
 /// Permissions kept in an allocation's vector before they spill into the
 /// table-wide set. Linear search over this many IPs is as fast as one hash.
 pub const INLINE_PERMISSIONS: usize = 8;
+/// Channels scanned in an allocation's vector for a peer's datagram before
+/// they spill into the table-wide `(relay, peer)` map.
+pub const INLINE_CHANNELS: usize = 8;
 
 type Keyed = SeedableRandomState;
 type Map<K, V> = HashMap<K, V, Keyed>;
@@ -103,9 +114,13 @@ struct Allocation {
     relay_v4: Option<u32>,
     relay_v6: Option<u32>,
     /// Every permitted peer IP; when `spilled`, also in `Table::permissions`.
-    permissions: Vec<IpAddr>,
+    /// The first is kept in place (no pointer to chase, no heap block).
+    permissions: SmallVec<[IpAddr; 1]>,
     spilled: bool,
-    channels: Vec<(u16, SocketAddr)>,
+    /// Every bound channel; when `channels_spilled`, also in
+    /// `Table::channels_in`. The first is kept in place.
+    channels: SmallVec<[(u16, SocketAddr); 1]>,
+    channels_spilled: bool,
 }
 
 impl Allocation {
@@ -118,10 +133,10 @@ impl Allocation {
 }
 
 /// A relay socket that is bound, and the allocation using it (if any yet:
-/// `OpenRelay` is answered before `AddAllocation` arrives).
+/// `OpenRelay` is answered before `AddAllocation` arrives). Its address is
+/// the key of `Table::relay_ids`, not repeated here.
 #[derive(Debug, Clone, Copy)]
 struct RelaySocket {
-    addr: SocketAddr,
     slot: Option<u32>,
 }
 
@@ -142,7 +157,8 @@ pub struct Table {
     by_client: Map<(u32, SocketAddr), u32>,
     /// (listener, client, channel) → where ChannelData goes.
     channels_out: Map<(u32, SocketAddr, u16), (u32, SocketAddr)>,
-    /// (relay, peer) → channel bound to that peer.
+    /// (relay, peer) → channel bound to that peer, for allocations whose
+    /// channels spilled.
     channels_in: Map<(u32, SocketAddr), u16>,
     /// (slot, peer IP) for allocations whose permissions spilled.
     permissions: Set<(u32, IpAddr)>,
@@ -201,7 +217,7 @@ impl Table {
             // first socket is gone. Forget it so its id cannot be reached.
             self.relays.remove(&old);
         }
-        self.relays.insert(id.0, RelaySocket { addr, slot: None });
+        self.relays.insert(id.0, RelaySocket { slot: None });
     }
 
     /// Whether `id` is one of the listeners (a handful: a linear scan).
@@ -301,9 +317,10 @@ impl Table {
             client: five.client,
             relay_v4: None,
             relay_v6: None,
-            permissions: Vec::new(),
+            permissions: SmallVec::new(),
             spilled: false,
-            channels: Vec::new(),
+            channels: SmallVec::new(),
+            channels_spilled: false,
         };
         for relay in relays {
             let Some(&socket) = self.relay_ids.get(relay) else {
@@ -338,8 +355,10 @@ impl Table {
         for (channel, peer) in &allocation.channels {
             self.channels_out
                 .remove(&(allocation.listener, allocation.client, *channel));
-            if let Some(relay) = allocation.relay_for(*peer) {
-                self.channels_in.remove(&(relay, *peer));
+            if allocation.channels_spilled {
+                if let Some(relay) = allocation.relay_for(*peer) {
+                    self.channels_in.remove(&(relay, *peer));
+                }
             }
         }
         if allocation.spilled {
@@ -396,7 +415,7 @@ impl Table {
         if allocation.permissions.contains(&peer) {
             return;
         }
-        allocation.permissions.push(peer);
+        push_exact(&mut allocation.permissions, peer);
         if allocation.spilled {
             self.permissions.insert((slot, peer));
         } else if allocation.permissions.len() > INLINE_PERMISSIONS {
@@ -446,12 +465,21 @@ impl Table {
             );
             return;
         };
-        allocation.channels.push((channel, peer));
+        push_exact(&mut allocation.channels, (channel, peer));
         self.channels_out.insert(
             (allocation.listener, allocation.client, channel),
             (relay, peer),
         );
-        self.channels_in.insert((relay, peer), channel);
+        if allocation.channels_spilled {
+            self.channels_in.insert((relay, peer), channel);
+        } else if allocation.channels.len() > INLINE_CHANNELS {
+            allocation.channels_spilled = true;
+            for (channel, peer) in &allocation.channels {
+                if let Some(relay) = allocation.relay_for(*peer) {
+                    self.channels_in.insert((relay, *peer), *channel);
+                }
+            }
+        }
     }
 
     fn remove_channel(&mut self, id: AllocationId, channel: u16, peer: SocketAddr) {
@@ -471,6 +499,9 @@ impl Table {
         allocation.channels.swap_remove(i);
         self.channels_out
             .remove(&(allocation.listener, allocation.client, channel));
+        if !allocation.channels_spilled {
+            return;
+        }
         if let Some(relay) = allocation.relay_for(peer) {
             if self.channels_in.get(&(relay, peer)) == Some(&channel) {
                 self.channels_in.remove(&(relay, peer));
@@ -549,11 +580,16 @@ impl Table {
         if !self.permitted(slot, allocation, peer.ip()) {
             return Err(PeerRefused::NoPermission);
         }
-        // Many allocations never bind a channel: skip the look-up for them.
-        let channel = if allocation.channels.is_empty() {
-            None
-        } else {
+        // A few channels are scanned (no hashing, and the vector is one
+        // cache line for the usual one or two); many are looked up.
+        let channel = if allocation.channels_spilled {
             self.channels_in.get(&(relay.0, peer)).copied()
+        } else {
+            allocation
+                .channels
+                .iter()
+                .find(|(_, p)| *p == peer)
+                .map(|(c, _)| *c)
         };
         Ok(ToClient {
             listener: SocketId(allocation.listener),
@@ -581,8 +617,20 @@ impl Table {
 
     /// Relay sockets still open, with their addresses (closed on shutdown).
     pub fn relay_sockets(&self) -> impl Iterator<Item = (SocketAddr, SocketId)> + '_ {
-        self.relays.iter().map(|(id, r)| (r.addr, SocketId(*id)))
+        self.relay_ids
+            .iter()
+            .map(|(addr, id)| (*addr, SocketId(*id)))
     }
+}
+
+/// Pushes `item`, growing `v` by exactly one slot when it is full: rule
+/// changes are control-path work, and doubling would leave most of the
+/// memory of an allocation with a few permissions or channels unused.
+fn push_exact<A: smallvec::Array>(v: &mut SmallVec<A>, item: A::Item) {
+    if v.len() == v.capacity() {
+        v.reserve_exact(1);
+    }
+    v.push(item);
 }
 
 #[cfg(test)]
@@ -796,6 +844,102 @@ mod tests {
             t.send_to_peer(LISTENER, client(), addr("198.51.100.9:1")),
             Err(SendRefused::NoPermission)
         );
+    }
+
+    #[test]
+    fn many_channels_spill_and_stay_exact() {
+        let mut t = table();
+        permit(&mut t, "198.51.100.9");
+        let peer = |i: u16| addr(&format!("198.51.100.9:{}", 1000 + i));
+        let inbound = |t: &Table, i: u16| t.peer_to_client(RELAY4, peer(i)).map(|c| c.channel);
+        for i in 0..INLINE_CHANNELS as u16 {
+            bind(&mut t, 0x4000 + i, &peer(i).to_string());
+        }
+        // Up to INLINE_CHANNELS: scanned in place, nothing in the map.
+        assert!(t.channels_in.is_empty());
+        assert_eq!(inbound(&t, 3), Ok(Some(0x4003)));
+        for i in INLINE_CHANNELS as u16..40 {
+            bind(&mut t, 0x4000 + i, &peer(i).to_string());
+        }
+        assert_eq!(t.channels_in.len(), 40);
+        for i in 0..40 {
+            assert_eq!(inbound(&t, i), Ok(Some(0x4000 + i)), "{i}");
+        }
+        assert_eq!(inbound(&t, 40), Ok(None));
+        t.apply(&RuleChange::RemoveChannel {
+            allocation: A,
+            channel: 0x4003,
+            peer: peer(3),
+        });
+        assert_eq!(inbound(&t, 3), Ok(None));
+        assert_eq!(t.channels_in.len(), 39);
+        t.apply(&RuleChange::RemoveAllocation { allocation: A });
+        assert!(t.channels_in.is_empty());
+        assert_eq!(t.channels(), 0);
+    }
+
+    /// Bytes per entry of a hashbrown map: entry plus control byte, times
+    /// 3/2 (a table is 7/16 to 7/8 full, about 2/3 on average).
+    fn map_bytes<T>() -> usize {
+        (std::mem::size_of::<T>() + 1) * 3 / 2
+    }
+
+    /// The forwarding table's state per allocation, in the shape of the
+    /// end-to-end benchmark (`bench/scripts/memory-per-allocation.sh`): one
+    /// relay socket, one permission, one channel. Counted: the entries in
+    /// `relay_ids`, `relays`, `by_id`, `by_client` and `channels_out`, the
+    /// slot (a doubling vector, 3/4 full on average), which holds the one
+    /// permission and one channel in place. The I/O backend's socket slot and the
+    /// control plane's state are counted elsewhere (docs/memory.md); the
+    /// table's share of the 1 KiB budget is 480 bytes.
+    #[test]
+    fn forwarding_state_fits_in_its_share() {
+        use std::mem::size_of;
+        let mut t = Table::with_seed(1);
+        t.add_listener(listener_addr(), LISTENER);
+        t.add_relay(relay4(), RELAY4);
+        t.apply(&RuleChange::AddAllocation {
+            allocation: A,
+            client: five(client()),
+            relays: vec![relay4()],
+        });
+        permit(&mut t, "198.51.100.9");
+        bind(&mut t, 0x4001, "198.51.100.9:4000");
+        let a = t.slot(t.by_id[&A]).unwrap();
+        // One of each: kept in the slot, no heap block.
+        assert!(!a.permissions.spilled() && !a.channels.spilled());
+        assert!(t.channels_in.is_empty() && t.permissions.is_empty());
+        let relay_ids = map_bytes::<(SocketAddr, u32)>();
+        let relays = map_bytes::<(u32, RelaySocket)>();
+        let slot = size_of::<Option<Allocation>>() * 4 / 3;
+        let by_id = map_bytes::<(AllocationId, u32)>();
+        let by_client = map_bytes::<((u32, SocketAddr), u32)>();
+        let channels_out = map_bytes::<((u32, SocketAddr, u16), (u32, SocketAddr))>();
+        let total = relay_ids + relays + slot + by_id + by_client + channels_out;
+        eprintln!(
+            "table per allocation: relay_ids {relay_ids} B, relays {relays} B, slot {slot} B, \
+             by_id {by_id} B, by_client {by_client} B, channels_out {channels_out} B: \
+             total {total} B"
+        );
+        assert!(
+            total <= 480,
+            "forwarding state per allocation is {total} bytes"
+        );
+    }
+
+    /// Rule changes grow the per-allocation vectors one entry at a time:
+    /// a typical allocation keeps no unused slots.
+    #[test]
+    fn vectors_hold_no_spare_slots() {
+        let mut t = table();
+        permit(&mut t, "198.51.100.9");
+        bind(&mut t, 0x4001, "198.51.100.9:4000");
+        let slot = t.by_id[&A];
+        let a = t.slot(slot).unwrap();
+        assert!(!a.permissions.spilled() && !a.channels.spilled());
+        bind(&mut t, 0x4002, "198.51.100.9:4001");
+        let a = t.slot(slot).unwrap();
+        assert_eq!(a.channels.capacity(), 2);
     }
 
     #[test]

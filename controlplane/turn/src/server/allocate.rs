@@ -185,7 +185,7 @@ impl Server {
     ) -> Result<Option<Vec<u8>>, RequestError> {
         // Retransmissions of the request that created the allocation were
         // answered from the transaction cache before getting here.
-        if self.by_five_tuple.contains_key(&from) {
+        if self.allocation_on(&from).is_some() {
             return Err(RequestError::AllocationMismatch);
         }
         if let Some(pending) = self.pending.iter().find(|p| p.five_tuple == from) {
@@ -440,14 +440,8 @@ impl Server {
         self.next_allocation += 1;
         let expires = now + pending.lifetime;
 
-        let mut relay_v4 = None;
-        let mut relay_v6 = None;
         let mut token = None;
         for relay in &pending.relays {
-            match crate::allocation::family_of(relay.addr.ip()) {
-                IpFamily::V4 => relay_v4 = Some(relay.addr),
-                IpFamily::V6 => relay_v6 = Some(relay.addr),
-            }
             if relay.choice == PortChoice::Pair && token.is_none() {
                 let family = crate::allocation::family_of(relay.addr.ip());
                 let until = now + RESERVATION_LIFETIME;
@@ -497,21 +491,13 @@ impl Server {
             allocation = id.0, client = %pending.five_tuple.client, user = %pending.username,
             relayed = ?advertised, lifetime = lifetime_secs, "allocation created"
         );
-        self.allocations.insert(
-            id,
-            Allocation {
-                five_tuple: pending.five_tuple,
-                username: pending.username.into_boxed_str(),
-                relay_v4,
-                relay_v6,
-                expires,
-                scheduled: expires,
-                permissions: Vec::new(),
-                channels: Vec::new(),
-                held: Vec::new(),
-            },
+        let allocation = Allocation::new(
+            pending.five_tuple,
+            pending.username.into_boxed_str(),
+            pending.relays.iter().map(|r| r.addr),
+            expires,
         );
-        self.by_five_tuple.insert(pending.five_tuple, id);
+        self.insert_allocation(id, allocation);
         self.timers.push(expires, TimerKey::Allocation(id));
         self.stats.allocations += 1;
         if let Some(bytes) = response {
