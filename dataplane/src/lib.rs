@@ -34,6 +34,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use uturn_turn::{PeerFilter, Server};
 
@@ -76,6 +77,12 @@ pub struct Config {
     /// The XDP fast path, when attached: every worker installs its channel
     /// bindings there (and removes them) as its control plane decides.
     pub xdp: Option<Arc<uturn_ebpf::XdpFastPath>>,
+    /// How long a worker woken by traffic may let more datagrams gather
+    /// before it handles them (io_uring: `min_wait_usec`, Linux ≥ 6.12,
+    /// ignored on older kernels; epoll: a sleep after a busy poll): fewer
+    /// wake-ups per packet for at most this much added latency per hop.
+    /// `Duration::ZERO` wakes for every datagram.
+    pub batch_wait: Duration,
 }
 
 /// Builds worker `i`'s control plane, inside that worker's thread.
@@ -119,6 +126,7 @@ impl Dataplane {
                 servers: servers.clone(),
                 peer_filter: config.peer_filter.clone(),
                 xdp: config.xdp.clone(),
+                batch_wait: config.batch_wait,
                 counters: counters.clone(),
                 stop: stop.clone(),
             };

@@ -56,6 +56,8 @@ pub(crate) struct Spec {
     pub servers: ServerFactory,
     pub peer_filter: Arc<PeerFilter>,
     pub xdp: Option<Arc<uturn_ebpf::XdpFastPath>>,
+    /// See [`crate::Config::batch_wait`].
+    pub batch_wait: Duration,
     pub counters: Arc<[Counters]>,
     pub stop: Arc<AtomicBool>,
 }
@@ -136,8 +138,15 @@ impl Worker {
                 .map_err(|source| Error::Bind { addr, source })?;
             table.add_listener(local, id);
         }
+        let batching = backend.set_batch_wait(spec.batch_wait);
+        if !batching && !spec.batch_wait.is_zero() {
+            tracing::debug!(
+                backend = backend.name(),
+                "batch wait unsupported here: one wake-up per datagram"
+            );
+        }
         let server = (spec.servers)(spec.index);
-        tracing::debug!(backend = backend.name(), "worker ready");
+        tracing::debug!(backend = backend.name(), ?spec.batch_wait, batching, "worker ready");
         Ok(Self {
             backend,
             table,

@@ -148,6 +148,7 @@ fn start_with(
         backend,
         peer_filter: Arc::new(filter),
         xdp: None,
+        batch_wait: Duration::from_micros(100),
     };
     let dataplane = match Dataplane::start(config, servers) {
         Ok(dp) => dp,
@@ -725,6 +726,7 @@ fn forcing_io_uring_where_it_is_missing_fails_cleanly() {
         backend: BackendChoice::Uring,
         peer_filter: Arc::new(PeerFilter::new(vec![], vec![])),
         xdp: None,
+        batch_wait: Duration::ZERO,
     };
     let servers: ServerFactory = Arc::new(|_| -> Server { unreachable!("no worker may start") });
     assert!(matches!(
@@ -745,6 +747,7 @@ fn a_listener_that_cannot_be_bound_is_an_error() {
         backend: BackendChoice::Epoll,
         peer_filter: Arc::new(PeerFilter::new(vec![], vec![])),
         xdp: None,
+        batch_wait: Duration::ZERO,
     };
     let servers: ServerFactory =
         Arc::new(|_| -> Server { unreachable!("no server before the listeners") });
@@ -777,6 +780,7 @@ fn a_worker_that_panics_at_start_is_an_error() {
         backend: BackendChoice::Epoll,
         peer_filter: Arc::new(filter),
         xdp: None,
+        batch_wait: Duration::ZERO,
     };
     match Dataplane::start(config, servers) {
         Err(Error::WorkerPanicked(1)) => {}

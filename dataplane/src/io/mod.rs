@@ -135,6 +135,16 @@ pub trait Backend: Send {
 
     /// `"io_uring"` or `"epoll"`.
     fn name(&self) -> &'static str;
+
+    /// Lets a `poll` that found nothing waiting wait up to `wait` for more
+    /// than one datagram before it returns (one wake-up per batch instead
+    /// of one per datagram under load, at most `wait` of added latency).
+    /// `Duration::ZERO` turns it off. Returns whether this backend (and
+    /// kernel) can do it; the default cannot.
+    fn set_batch_wait(&mut self, wait: Duration) -> bool {
+        let _ = wait;
+        false
+    }
 }
 
 /// Opens the backend `choice` asks for: `Auto` is io_uring when

@@ -209,6 +209,8 @@ pub struct Settings {
     pub deny_peer: Vec<IpNet>,
     pub threads: usize,
     pub backend: BackendChoice,
+    /// `--batch-wait-us`: see `uturn_dataplane::Config::batch_wait`.
+    pub batch_wait: Duration,
     pub api: Option<SocketAddr>,
     pub metrics: Option<SocketAddr>,
     pub software: Option<String>,
@@ -318,6 +320,7 @@ impl Settings {
             backend: self.backend,
             peer_filter,
             xdp,
+            batch_wait: self.batch_wait,
         }
     }
 

@@ -611,3 +611,46 @@ fn xdp_flags() {
     let merged = cli("--xdp eth1").over(file);
     assert_eq!(resolve(merged).unwrap().xdp, vec!["eth1".to_owned()]);
 }
+
+#[test]
+fn batch_wait_defaults_to_1_ms_and_is_bounded() {
+    assert_eq!(
+        resolve(cli("")).unwrap().batch_wait,
+        Duration::from_millis(1)
+    );
+    assert_eq!(
+        resolve(cli("--batch-wait-us 0")).unwrap().batch_wait,
+        Duration::ZERO
+    );
+    assert_eq!(
+        resolve(cli("--batch-wait-us 10000")).unwrap().batch_wait,
+        Duration::from_millis(10)
+    );
+    assert!(matches!(
+        resolve(cli("--batch-wait-us 10001")),
+        Err(ConfigError::BatchWaitTooLong)
+    ));
+    assert_eq!(
+        cli_err("--batch-wait-us 1ms"),
+        clap::error::ErrorKind::ValueValidation
+    );
+    // The file's key is the flag's name; the command line wins over it.
+    let file = toml("batch-wait-us = 50").unwrap();
+    assert_eq!(
+        resolve(file.clone()).unwrap().batch_wait,
+        Duration::from_micros(50)
+    );
+    let merged = cli("--batch-wait-us 7").over(file);
+    assert_eq!(
+        resolve(merged).unwrap().batch_wait,
+        Duration::from_micros(7)
+    );
+}
+
+#[test]
+fn batch_wait_reaches_the_dataplane() {
+    let s = resolve(cli("--batch-wait-us 123")).unwrap();
+    let filter = Arc::new(uturn_turn::PeerFilter::new(vec![], vec![]));
+    let dp = s.dataplane_config(filter, None);
+    assert_eq!(dp.batch_wait, Duration::from_micros(123));
+}
