@@ -181,7 +181,8 @@ fn main() -> ExitCode {
 /// Runs the command; `Ok(false)` when some measurement failed.
 fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
     let o = &cli.opts;
-    let topology = Topology::new(&o.ns_prefix, o.client_net, o.peer_net)?;
+    // Far ends are prepared per run, for uturn-xdp only (Testbed::run).
+    let topology = Topology::new(&o.ns_prefix, o.client_net, o.peer_net)?.with_far_end_xdp(false);
     match cli.command {
         Cmd::Up => {
             let guard = topology.up()?;

@@ -42,35 +42,56 @@ pub struct RelayConfig {
     /// The system's softirq time of the window is added to the relay's own
     /// CPU time in this configuration's headline figure.
     pub counts_softirq: bool,
+    /// Needs the far veth ends prepared for XDP (`Topology::prepare_far_ends`).
+    pub far_end_xdp: bool,
     pub build: fn(&RelayParams, &RelayBinaries) -> Vec<String>,
 }
 
-/// Every known configuration. `uturn-xdp` is a hook for the XDP fast path:
-/// it is measured like the others once uturn accepts `--xdp`.
+/// Port of uturn-xdp's metrics endpoint, on the listener's address in the
+/// relay namespace: `uturn_xdp_packets_total` there shows whether the
+/// traffic took the kernel path (the load generator cannot tell).
+pub const METRICS_PORT: u16 = 9464;
+
+/// Where uturn-xdp serves `/metrics` (inside the relay namespace).
+pub fn metrics_addr(p: &RelayParams) -> SocketAddr {
+    SocketAddr::new(p.listen.ip(), METRICS_PORT)
+}
+
+/// Every known configuration. `uturn-xdp` is uturn (io_uring) with its XDP
+/// fast path attached to both of the relay namespace's veths (client →
+/// peer is a redirect between them, peer → client the other way), serving
+/// metrics so the XDP counters can be read. The topology prepares the far
+/// veth ends for it (`topology` module docs).
 pub const CONFIGS: &[RelayConfig] = &[
     RelayConfig {
         name: "uturn-uring",
         counts_softirq: false,
+        far_end_xdp: false,
         build: |p, b| uturn_argv(p, b, "uring"),
     },
     RelayConfig {
         name: "uturn-epoll",
         counts_softirq: false,
+        far_end_xdp: false,
         build: |p, b| uturn_argv(p, b, "epoll"),
     },
     RelayConfig {
         name: "coturn",
         counts_softirq: false,
+        far_end_xdp: false,
         build: coturn_argv,
     },
     RelayConfig {
         name: "uturn-xdp",
         counts_softirq: true,
+        far_end_xdp: true,
         build: |p, b| {
             let mut argv = uturn_argv(p, b, "uring");
             for i in &p.interfaces {
                 argv.extend(["--xdp".to_string(), i.clone()]);
             }
+            // An idle HTTP listener thread: no cost on the packet path.
+            argv.extend(["--metrics".to_string(), metrics_addr(p).to_string()]);
             argv
         },
     },
@@ -225,10 +246,18 @@ mod tests {
     #[test]
     fn xdp_hook_attaches_to_the_relay_veths_and_counts_softirq() {
         let x = config("uturn-xdp").unwrap();
-        assert!(x.counts_softirq);
-        assert!(argv("uturn-xdp").ends_with("--xdp t-rc --xdp t-rp"));
+        assert!(x.counts_softirq && x.far_end_xdp);
+        let xdp = argv("uturn-xdp");
+        assert!(
+            xdp.ends_with("--xdp t-rc --xdp t-rp --metrics 10.77.1.1:9464"),
+            "{xdp}"
+        );
+        // Otherwise the same relay as uturn-uring.
+        assert!(xdp.starts_with(&argv("uturn-uring")), "{xdp}");
+        assert_eq!(metrics_addr(&params()).to_string(), "10.77.1.1:9464");
         for name in DEFAULT_RELAYS {
             assert!(!config(name).unwrap().counts_softirq);
+            assert!(!config(name).unwrap().far_end_xdp);
         }
         assert!(config("nginx").is_none());
     }

@@ -227,6 +227,19 @@ impl Testbed {
         scale: f64,
     ) -> Result<RunResult, RunError> {
         std::fs::create_dir_all(&self.raw_dir)?;
+        // The far veth ends get the XDP pass program only for the relay that
+        // forwards in XDP: with it attached the far end receives through
+        // veth's XDP ring, which measurably dropped uturn-uring's bursts
+        // (docs/benchmarks.md), so the other relays run without it.
+        if config.far_end_xdp {
+            self.topology
+                .prepare_far_ends()
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+        } else {
+            self.topology
+                .clear_far_ends()
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+        }
         let stem = format!("{label}-{}", config.name);
         let relay_log = self.raw_dir.join(format!("{stem}.relay.log"));
         let mut relay = self.start_relay(config, &relay_log)?;

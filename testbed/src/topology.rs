@@ -11,11 +11,30 @@
 //! each other only by being routed through the relay namespace. Both veth
 //! pairs have MTU 1500, as on an Ethernet path.
 //!
+//! For uturn's XDP fast path (`--xdp`, docs/xdp.md) the far ends `<p>-cr`
+//! and `<p>-pr` are prepared as that document's "Limits" asks: veth hands a
+//! frame sent with XDP_TX or redirected into it to the far end only when the
+//! far end runs NAPI, which an attached XDP program guarantees
+//! (drivers/net/veth.c; on kernel 6.18 GRO alone was not enough), so they run
+//! `uturn_ebpf::PASS_PROGRAM` (passes every frame); and their transmit
+//! checksum offload is off, so the generator's datagrams carry complete UDP
+//! checksums that the relay's program can update instead of partial ones it
+//! must pass up. [`Topology::up`] does this for every relay, not only
+//! `uturn-xdp` (whose [`crate::relay::RelayConfig::far_end_xdp`] says it
+//! needs it), because the topology is built once per invocation. It is not
+//! neutral for the others: in row-1 runs uturn-uring lost 4.6-7.7 % towards
+//! the peers in 2 of 5 runs with it (0 of 4 without); our guess at the
+//! cause is that the far end then receives through veth's 256-frame NAPI
+//! ring instead of the backlog, which bursts of sends can overflow. [`Topology::prepare_far_ends`] / [`Topology::clear_far_ends`]
+//! let a runner limit it to XDP runs; [`Topology::with_far_end_xdp`] turns
+//! it off in `up`.
+//!
 //! The commands are built as data ([`Topology::up_commands`]) so they are
 //! tested without root; [`Topology::up`] runs them and returns a guard that
 //! deletes the namespaces (and with them the veths) when dropped.
 
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
 
@@ -33,6 +52,11 @@ pub enum TopologyError {
     BadSubnet(Ipv4Net),
     #[error("{0}")]
     Command(String),
+    #[error("writing the XDP pass program to {path}: {error}")]
+    PassProgram {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 /// Names and addresses of one topology.
@@ -41,6 +65,9 @@ pub struct Topology {
     pub prefix: String,
     pub client_net: Ipv4Net,
     pub peer_net: Ipv4Net,
+    /// Prepare the far veth ends for XDP (pass program, no checksum
+    /// offload); see the module docs. On by default.
+    pub far_end_xdp: bool,
 }
 
 pub const DEFAULT_CLIENT_NET: &str = "10.77.1.0/24";
@@ -70,7 +97,14 @@ impl Topology {
             prefix: prefix.to_owned(),
             client_net: client_net.trunc(),
             peer_net: peer_net.trunc(),
+            far_end_xdp: true,
         })
+    }
+
+    /// The same topology with the far-end XDP preparation on or off.
+    pub fn with_far_end_xdp(mut self, on: bool) -> Self {
+        self.far_end_xdp = on;
+        self
     }
 
     pub fn relay_ns(&self) -> String {
@@ -93,11 +127,20 @@ impl Topology {
     pub fn relay_peer_if(&self) -> String {
         format!("{}-rp", self.prefix)
     }
-    fn clients_if(&self) -> String {
+    /// The clients' veth towards the relay (far end of `relay_client_if`).
+    pub fn clients_if(&self) -> String {
         format!("{}-cr", self.prefix)
     }
-    fn peers_if(&self) -> String {
+    /// The peers' veth towards the relay (far end of `relay_peer_if`).
+    pub fn peers_if(&self) -> String {
         format!("{}-pr", self.prefix)
+    }
+    /// The far ends of both veth pairs with their namespaces.
+    pub fn far_ends(&self) -> [(String, String); 2] {
+        [
+            (self.clients_ns(), self.clients_if()),
+            (self.peers_ns(), self.peers_if()),
+        ]
     }
 
     /// The relay's address on the client side: where it listens.
@@ -186,6 +229,75 @@ impl Topology {
         cmds
     }
 
+    /// The commands that prepare the far veth ends for XDP, with the pass
+    /// program's object file at `pass_object` (see the module docs).
+    pub fn far_end_commands(&self, pass_object: &Path) -> Vec<Vec<String>> {
+        let object = pass_object.display().to_string();
+        let mut cmds = Vec::new();
+        for (ns, ifname) in self.far_ends() {
+            cmds.push(
+                [
+                    "ip", "-n", &ns, "link", "set", "dev", &ifname, "xdpdrv", "obj", &object,
+                    "sec", "xdp",
+                ]
+                .map(String::from)
+                .to_vec(),
+            );
+            cmds.push(
+                [
+                    "ip", "netns", "exec", &ns, "ethtool", "-K", &ifname, "tx", "off",
+                ]
+                .map(String::from)
+                .to_vec(),
+            );
+        }
+        cmds
+    }
+
+    /// Attaches the pass program to the far ends and turns their checksum
+    /// offload off. The object file is only needed while `ip` loads it.
+    /// [`Topology::up`] calls it when `far_end_xdp` is set; a runner that
+    /// wants it only around XDP runs calls this and [`Topology::clear_far_ends`].
+    pub fn prepare_far_ends(&self) -> Result<(), TopologyError> {
+        let Some(object) = uturn_ebpf::PASS_PROGRAM else {
+            // Without clang uturn has no XDP program either: uturn-xdp then
+            // relays in userspace and needs nothing on the far ends.
+            tracing::warn!("built without the XDP programs (no clang): far ends left as they are");
+            return Ok(());
+        };
+        let path = std::env::temp_dir().join(format!("uturn-testbed-{}-pass.bpf.o", self.prefix));
+        std::fs::write(&path, object).map_err(|error| TopologyError::PassProgram {
+            path: path.clone(),
+            error,
+        })?;
+        let result = self
+            .far_end_commands(&path)
+            .iter()
+            .try_for_each(|cmd| run_checked(cmd).map(drop).map_err(TopologyError::Command));
+        let _ = std::fs::remove_file(&path);
+        result
+    }
+
+    /// Undoes [`Topology::prepare_far_ends`]: with an XDP program attached
+    /// the far end receives through veth's NAPI ring (256 frames) instead of
+    /// the backlog, which a relay sending in bursts can overflow.
+    pub fn clear_far_ends(&self) -> Result<(), TopologyError> {
+        for (ns, ifname) in self.far_ends() {
+            for cmd in [
+                vec![
+                    "ip", "-n", &ns, "link", "set", "dev", &ifname, "xdpdrv", "off",
+                ],
+                vec![
+                    "ip", "netns", "exec", &ns, "ethtool", "-K", &ifname, "tx", "on",
+                ],
+            ] {
+                let cmd: Vec<String> = cmd.into_iter().map(String::from).collect();
+                run_checked(&cmd).map_err(TopologyError::Command)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Removes leftovers of an earlier run with the same prefix, then
     /// builds the topology. The returned guard tears it down on drop.
     pub fn up(&self) -> Result<TopologyGuard, TopologyError> {
@@ -201,7 +313,10 @@ impl Topology {
         for cmd in self.up_commands() {
             run_checked(&cmd).map_err(TopologyError::Command)?;
         }
-        tracing::info!(prefix = %self.prefix, "topology up");
+        if self.far_end_xdp {
+            self.prepare_far_ends()?;
+        }
+        tracing::info!(prefix = %self.prefix, far_end_xdp = self.far_end_xdp, "topology up");
         Ok(guard)
     }
 
@@ -355,6 +470,31 @@ mod tests {
         // Interface names fit IFNAMSIZ with the longest allowed prefix.
         let long = topo("abcdefgh");
         assert!(long.relay_client_if().len() <= 15);
+    }
+
+    #[test]
+    fn far_ends_get_the_pass_program_and_no_checksum_offload() {
+        let t = topo("h14");
+        assert!(t.far_end_xdp);
+        assert!(!t.clone().with_far_end_xdp(false).far_end_xdp);
+        let cmds: Vec<String> = t
+            .far_end_commands(Path::new("/tmp/p.o"))
+            .iter()
+            .map(|c| c.join(" "))
+            .collect();
+        assert_eq!(
+            cmds,
+            [
+                "ip -n h14-clients link set dev h14-cr xdpdrv obj /tmp/p.o sec xdp",
+                "ip netns exec h14-clients ethtool -K h14-cr tx off",
+                "ip -n h14-peers link set dev h14-pr xdpdrv obj /tmp/p.o sec xdp",
+                "ip netns exec h14-peers ethtool -K h14-pr tx off",
+            ]
+        );
+        // The relay's own veths are uturn's to attach to, never touched here.
+        assert!(!cmds
+            .iter()
+            .any(|c| c.contains("h14-rc") || c.contains("h14-rp")));
     }
 
     #[test]

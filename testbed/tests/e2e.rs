@@ -6,94 +6,18 @@
 //! Uses the binaries `cargo test --workspace` builds next to this test's
 //! `uturn-testbed` (uturn, uturn-load); it builds nothing itself.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+mod common;
 
+use common::{assert_gone, require_bin, require_root, testbed, unique_topology};
 use uturn_testbed::crosscheck::{self, UclientShape};
 use uturn_testbed::load::LoadShape;
-use uturn_testbed::relay::{self, RelayBinaries};
-use uturn_testbed::runner::Testbed;
-use uturn_testbed::topology::{existing_namespaces, Topology, TopologyGuard};
-
-fn require_root() {
-    let uid = uturn_testbed::procfs::effective_uid().expect("read /proc/self/status");
-    assert_eq!(
-        uid, 0,
-        "the testbed's end-to-end tests need root (network namespaces); run `cargo test` as root"
-    );
-}
-
-fn bin_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_uturn-testbed"))
-        .parent()
-        .expect("binary has a directory")
-        .to_path_buf()
-}
-
-fn require_bin(name: &str) -> PathBuf {
-    let path = bin_dir().join(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: `cargo test --workspace` builds it (or `cargo build -p uturn -p uturn-bench`)",
-        path.display()
-    );
-    path
-}
-
-/// A prefix no other test (or concurrent test run) uses.
-fn unique_topology() -> Topology {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let prefix = format!("e{}{n}", std::process::id() % 100_000);
-    Topology::new(
-        &prefix,
-        "10.77.1.0/24".parse().unwrap(),
-        "10.77.2.0/24".parse().unwrap(),
-    )
-    .unwrap()
-}
-
-/// Relay and generator on different CPUs where there are two.
-fn cpus() -> (Vec<usize>, Vec<usize>) {
-    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if n >= 2 {
-        (vec![1], vec![0])
-    } else {
-        (vec![0], vec![0])
-    }
-}
-
-fn testbed(topology: &Topology, raw: &str) -> Testbed {
-    let (relay_cpus, load_cpus) = cpus();
-    Testbed {
-        topology: topology.clone(),
-        relay_bins: RelayBinaries {
-            uturn: require_bin("uturn"),
-            turnserver: "turnserver".into(),
-        },
-        load_bin: bin_dir().join("uturn-load"),
-        self_exe: PathBuf::from(env!("CARGO_BIN_EXE_uturn-testbed")),
-        relay_cpus,
-        load_cpus,
-        relay_threads: 1,
-        load_threads: 1,
-        perf: false,
-        raw_dir: std::env::temp_dir().join(format!("uturn-testbed-e2e-{}-{raw}", topology.prefix)),
-    }
-}
-
-fn assert_gone(topology: &Topology) {
-    let left: Vec<String> = existing_namespaces()
-        .into_iter()
-        .filter(|n| topology.namespaces().contains(n))
-        .collect();
-    assert!(left.is_empty(), "namespaces left behind: {left:?}");
-}
+use uturn_testbed::relay;
+use uturn_testbed::topology::{existing_namespaces, TopologyGuard};
 
 #[test]
 fn topology_comes_up_with_mtu_1500_and_is_gone_after_drop() {
     require_root();
-    let topology = unique_topology();
+    let topology = unique_topology('e');
     {
         let guard: TopologyGuard = topology.up().expect("topology up");
         let names = existing_namespaces();
@@ -128,7 +52,7 @@ fn topology_comes_up_with_mtu_1500_and_is_gone_after_drop() {
 fn uturn_and_coturn_relay_everything_from_uturn_load() {
     require_root();
     require_bin("uturn-load");
-    let topology = unique_topology();
+    let topology = unique_topology('e');
     let tb = testbed(&topology, "load");
     let shape = LoadShape {
         sessions: 5,
@@ -168,7 +92,7 @@ fn uturn_and_coturn_relay_everything_from_uturn_load() {
 #[test]
 fn uturn_and_coturn_relay_everything_from_turnutils_uclient() {
     require_root();
-    let topology = unique_topology();
+    let topology = unique_topology('e');
     let tb = testbed(&topology, "uclient");
     let shape = UclientShape {
         clients: 3,
