@@ -676,8 +676,7 @@ impl Engine<'_> {
                 return;
             }
         };
-        let Some(probe) = Probe::read(payload) else {
-            self.counters.foreign += 1;
+        let Some(probe) = self.probe_of(slot, payload) else {
             return;
         };
         let now = self.shared.now();
@@ -685,10 +684,6 @@ impl Engine<'_> {
         let Some(s) = self.sessions.get_mut(slot as usize) else {
             return;
         };
-        if probe.session != s.id {
-            self.counters.foreign += 1;
-            return;
-        }
         match self.pattern {
             Pattern::PeerEcho => {
                 // An original from the peer: echo it back unchanged.
@@ -722,13 +717,27 @@ impl Engine<'_> {
         }
     }
 
+    /// The probe in `payload` if it belongs to the session in `slot`;
+    /// anything else that is not a probe of that session counts as foreign.
+    fn probe_of(&mut self, slot: u32, payload: &[u8]) -> Option<Probe> {
+        let Some(probe) = Probe::read(payload) else {
+            self.counters.foreign += 1;
+            return None;
+        };
+        let session = self.sessions.get(slot as usize)?;
+        if probe.session != session.id {
+            self.counters.foreign += 1;
+            return None;
+        }
+        Some(probe)
+    }
+
     fn on_peer_datagram(&mut self, source: SocketAddr, data: &[u8], sender: &mut Sender<'_>) {
         let Some(&slot) = self.by_relayed.get(&source) else {
             self.counters.foreign += 1;
             return;
         };
-        let Some(probe) = Probe::read(data) else {
-            self.counters.foreign += 1;
+        let Some(probe) = self.probe_of(slot, data) else {
             return;
         };
         let now = self.shared.now();
@@ -736,10 +745,6 @@ impl Engine<'_> {
         let Some(s) = self.sessions.get_mut(slot as usize) else {
             return;
         };
-        if probe.session != s.id {
-            self.counters.foreign += 1;
-            return;
-        }
         match self.pattern {
             Pattern::PeerEcho => {
                 if s.loss.on_echo(probe.seq) == Echo::Counted {
