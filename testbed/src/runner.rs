@@ -231,16 +231,12 @@ impl Testbed {
         // forwards in XDP: with it attached the far end receives through
         // veth's XDP ring, which measurably dropped uturn-uring's bursts
         // (docs/benchmarks.md), so the other relays run without it.
-        // Cleared first in every case: `ip link set ... xdpdrv obj` refuses
-        // to replace a program a previous run attached.
-        self.topology
-            .clear_far_ends()
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        if config.far_end_xdp {
-            self.topology
-                .prepare_far_ends()
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-        }
+        let far_ends = if config.far_end_xdp {
+            self.topology.prepare_far_ends()
+        } else {
+            self.topology.clear_far_ends()
+        };
+        far_ends.map_err(|e| std::io::Error::other(e.to_string()))?;
         let stem = format!("{label}-{}", config.name);
         let relay_log = self.raw_dir.join(format!("{stem}.relay.log"));
         let mut relay = self.start_relay(config, &relay_log)?;

@@ -258,7 +258,10 @@ impl Topology {
     /// offload off. The object file is only needed while `ip` loads it.
     /// [`Topology::up`] calls it when `far_end_xdp` is set; a runner that
     /// wants it only around XDP runs calls this and [`Topology::clear_far_ends`].
+    /// Idempotent: `ip link set ... xdpdrv obj` refuses to replace a
+    /// program, so whatever an earlier run attached is removed first.
     pub fn prepare_far_ends(&self) -> Result<(), TopologyError> {
+        self.clear_far_ends()?;
         let Some(object) = uturn_ebpf::PASS_PROGRAM else {
             // Without clang uturn has no XDP program either: uturn-xdp then
             // relays in userspace and needs nothing on the far ends.
