@@ -1,0 +1,2 @@
+//! RTP/RTCP wire formats and forwarding primitives. Being written.
+#![forbid(unsafe_code)]
