@@ -83,6 +83,11 @@ pub struct Config {
     /// wake-ups per packet for at most this much added latency per hop.
     /// `Duration::ZERO` wakes for every datagram.
     pub batch_wait: Duration,
+    /// The WebRTC media relay (WHIP/WHEP sessions, docs/media.md), when
+    /// enabled: each worker runs a `uturn_media::MediaEngine` on it and
+    /// hands it the listener datagrams that are media (ICE checks for a
+    /// media ufrag, DTLS, RTP/RTCP).
+    pub media: Option<Arc<uturn_media::Registry>>,
 }
 
 /// Builds worker `i`'s control plane, inside that worker's thread.

@@ -149,6 +149,7 @@ fn start_with(
         peer_filter: Arc::new(filter),
         xdp: None,
         batch_wait: Duration::from_micros(100),
+        media: None,
     };
     let dataplane = match Dataplane::start(config, servers) {
         Ok(dp) => dp,
@@ -727,6 +728,7 @@ fn forcing_io_uring_where_it_is_missing_fails_cleanly() {
         peer_filter: Arc::new(PeerFilter::new(vec![], vec![])),
         xdp: None,
         batch_wait: Duration::ZERO,
+        media: None,
     };
     let servers: ServerFactory = Arc::new(|_| -> Server { unreachable!("no worker may start") });
     assert!(matches!(
@@ -748,6 +750,7 @@ fn a_listener_that_cannot_be_bound_is_an_error() {
         peer_filter: Arc::new(PeerFilter::new(vec![], vec![])),
         xdp: None,
         batch_wait: Duration::ZERO,
+        media: None,
     };
     let servers: ServerFactory =
         Arc::new(|_| -> Server { unreachable!("no server before the listeners") });
@@ -781,6 +784,7 @@ fn a_worker_that_panics_at_start_is_an_error() {
         peer_filter: Arc::new(filter),
         xdp: None,
         batch_wait: Duration::ZERO,
+        media: None,
     };
     match Dataplane::start(config, servers) {
         Err(Error::WorkerPanicked(1)) => {}

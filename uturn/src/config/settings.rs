@@ -321,6 +321,7 @@ impl Settings {
             peer_filter,
             xdp,
             batch_wait: self.batch_wait,
+            media: None,
         }
     }
 

@@ -1,0 +1,1 @@
+//! A sans-IO WebRTC peer for tests and the load generator (being written).

@@ -1,0 +1,1 @@
+//! The fan-out of one stream at its home worker (being written).

@@ -1,0 +1,126 @@
+//! Outgoing datagrams of the media engine and its stream routers, in
+//! reusable buffers: once the pool is warm, queueing a datagram allocates
+//! nothing.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+/// A datagram to send, borrowed from the queue until the next `pop`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit<'a> {
+    /// The listener to send from.
+    pub source: SocketAddr,
+    /// Where to send.
+    pub destination: SocketAddr,
+    /// The datagram.
+    pub contents: &'a [u8],
+}
+
+/// Bound on queued datagrams: a stream's fan-out between two polls stays
+/// far below it; past it the oldest datagrams are dropped (and counted),
+/// so memory stays bounded whatever a caller does.
+pub const MAX_QUEUED: usize = 16 * 1024;
+
+/// A FIFO of datagrams with a pool of spare buffers.
+#[derive(Debug, Default)]
+pub struct TransmitQueue {
+    queue: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
+    free: Vec<Vec<u8>>,
+    /// The buffer handed out by the last `pop`, returned to `free` on the next.
+    lent: Option<Vec<u8>>,
+    dropped: u64,
+}
+
+impl TransmitQueue {
+    /// An empty buffer to fill and then [`push`](Self::push).
+    pub fn buffer(&mut self) -> Vec<u8> {
+        let mut buf = self.free.pop().unwrap_or_else(|| Vec::with_capacity(1500));
+        buf.clear();
+        buf
+    }
+
+    /// Gives a buffer back unused.
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        self.free.push(buf);
+    }
+
+    /// Queues `contents` to go from `source` to `destination`.
+    pub fn push(&mut self, source: SocketAddr, destination: SocketAddr, contents: Vec<u8>) {
+        if self.queue.len() >= MAX_QUEUED {
+            if let Some((_, _, old)) = self.queue.pop_front() {
+                self.free.push(old);
+            }
+            self.dropped += 1;
+        }
+        self.queue.push_back((source, destination, contents));
+    }
+
+    /// The next datagram; its bytes stay valid until the next call.
+    pub fn pop(&mut self) -> Option<Transmit<'_>> {
+        if let Some(buf) = self.lent.take() {
+            self.free.push(buf);
+        }
+        let (source, destination, buf) = self.queue.pop_front()?;
+        let lent = self.lent.insert(buf);
+        Some(Transmit {
+            source,
+            destination,
+            contents: lent,
+        })
+    }
+
+    /// Datagrams queued now.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Datagrams dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn fifo_and_buffers_are_reused() {
+        let mut q = TransmitQueue::default();
+        for i in 0..3u8 {
+            let mut b = q.buffer();
+            b.push(i);
+            q.push(addr(1), addr(2), b);
+        }
+        for i in 0..3u8 {
+            let t = q.pop().expect("queued");
+            assert_eq!(t.contents, &[i]);
+            assert_eq!(t.destination, addr(2));
+        }
+        assert!(q.pop().is_none());
+        // The three buffers are back in the pool: taking one allocates nothing new.
+        assert_eq!(q.free.len(), 3);
+        let b = q.buffer();
+        assert!(b.is_empty() && b.capacity() >= 1);
+    }
+
+    #[test]
+    fn bounded() {
+        let mut q = TransmitQueue::default();
+        for _ in 0..MAX_QUEUED + 5 {
+            let b = q.buffer();
+            q.push(addr(1), addr(2), b);
+        }
+        assert_eq!(q.len(), MAX_QUEUED);
+        assert_eq!(q.dropped(), 5);
+    }
+}
