@@ -8,6 +8,8 @@
 # - clang, iproute2: the eBPF build and network-namespace tests;
 #   linux-libc-dev: the kernel UAPI headers the XDP program includes;
 #   ethtool, curl: the XDP tests (veth offloads, metrics from inside a netns).
+# - openssl: the independent DTLS-SRTP peer (s_client/s_server) of
+#   controlplane/dtls/tests/openssl_interop.rs.
 # - Python: aioice (an independent TURN client) and selenium (drives
 #   chromedriver), pinned so every machine runs the same clients.
 #
@@ -16,7 +18,7 @@
 # when not root and sudo exists).
 set -euo pipefail
 
-APT_PACKAGES=(coturn chromium chromium-driver clang iproute2 linux-libc-dev ethtool curl python3 python3-pip)
+APT_PACKAGES=(coturn chromium chromium-driver clang iproute2 linux-libc-dev ethtool curl python3 python3-pip openssl)
 PY_PACKAGES=("aioice==0.13.0" "selenium==4.51.0")
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -1,3 +1,4 @@
 //! Benches live in benches/.
 
 pub mod load;
+pub mod media;

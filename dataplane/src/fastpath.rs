@@ -11,7 +11,11 @@
 //!   client as ChannelData when a channel is bound to the peer (§12.7), else as
 //!   a Data indication (§11.4), if the peer's IP has a permission.
 //! - Any other STUN message from a client is for the control plane
-//!   ([`Verdict::SlowPath`]); everything else is dropped and counted.
+//!   ([`Verdict::SlowPath`]: the TURN server, or the media engine for an ICE
+//!   check).
+//! - DTLS and RTP/RTCP on a listener (RFC 7983) belong to the WebRTC media
+//!   relay ([`Verdict::Media`]) when the worker runs one; everything else is
+//!   dropped and counted.
 //!
 //! Nothing here allocates or reads a clock. ChannelData towards the client is
 //! queued as two parts (the 4-byte header and the received payload) so the
@@ -62,6 +66,8 @@ pub enum Decision<'a> {
     Forward(Forward<'a>),
     /// Give the datagram to `Server::handle_datagram`.
     SlowPath,
+    /// DTLS or RTP/RTCP on a listener: the media engine's.
+    Media,
     /// Drop it, counted under this reason.
     Drop(DropReason),
 }
@@ -73,6 +79,9 @@ pub enum Verdict {
     Done,
     /// A STUN message for the control plane.
     SlowPath,
+    /// DTLS or RTP/RTCP for the media engine (only with
+    /// [`FastPath::with_media`]).
+    Media,
 }
 
 /// One worker's fast path: the peer filter, the scratch buffer for Data
@@ -83,6 +92,8 @@ pub struct FastPath {
     scratch: Box<[u8]>,
     channel_header: [u8; 4],
     rng: SplitMix64,
+    /// Whether DTLS and RTP/RTCP on listeners go to a media engine.
+    media: bool,
 }
 
 impl FastPath {
@@ -99,7 +110,15 @@ impl FastPath {
             scratch: vec![0; SCRATCH_LEN].into_boxed_slice(),
             channel_header: [0; 4],
             rng: SplitMix64(seed),
+            media: false,
         }
+    }
+
+    /// Hands DTLS and RTP/RTCP on listeners to the worker's media engine
+    /// ([`Verdict::Media`]) instead of dropping them.
+    pub fn with_media(mut self, media: bool) -> Self {
+        self.media = media;
+        self
     }
 
     /// Decides, queues the forward on `sender` and counts it. Returns
@@ -120,6 +139,7 @@ impl FastPath {
                 Verdict::Done
             }
             Decision::SlowPath => Verdict::SlowPath,
+            Decision::Media => Verdict::Media,
             Decision::Drop(reason) => {
                 counters.drop(reason);
                 Verdict::Done
@@ -200,6 +220,7 @@ impl FastPath {
                 })
             }
             PacketKind::Stun => Decision::SlowPath,
+            PacketKind::Dtls | PacketKind::Rtp if self.media => Decision::Media,
             _ => Decision::Drop(DropReason::Unrecognized),
         }
     }
@@ -458,6 +479,28 @@ mod tests {
         assert_eq!(
             fp.decide(&t, SocketId(77), peer(), b"late"),
             Decision::Drop(DropReason::NoPermission)
+        );
+    }
+
+    #[test]
+    fn with_media_dtls_and_rtp_on_listeners_go_to_the_media_engine() {
+        let t = table();
+        let mut fp = fast_path().with_media(true);
+        let rtp = [0x80, 0x60, 0x00, 0x01];
+        let dtls_client_hello = [22, 0xfe, 0xfd, 0, 0];
+        for datagram in [&rtp[..], &dtls_client_hello[..]] {
+            assert_eq!(
+                fp.decide(&t, LISTENER, client(), datagram),
+                Decision::Media
+            );
+        }
+        // Not on a relay socket: a peer's RTP there is plain TURN payload.
+        let relay_side = fp.decide(&t, SocketId(77), peer(), &rtp);
+        assert_ne!(relay_side, Decision::Media);
+        // Garbage and STUN are unchanged.
+        assert_eq!(
+            fp.decide(&t, LISTENER, client(), &[0xff, 1]),
+            Decision::Drop(DropReason::Unrecognized)
         );
     }
 

@@ -132,6 +132,7 @@ impl Dataplane {
                 peer_filter: config.peer_filter.clone(),
                 xdp: config.xdp.clone(),
                 batch_wait: config.batch_wait,
+                media: config.media.clone(),
                 counters: counters.clone(),
                 stop: stop.clone(),
             };

@@ -82,7 +82,13 @@ pub struct Counters {
     pub permissions: AtomicU64,
     pub channels: AtomicU64,
     pub auth_failures: AtomicU64,
+    /// The media engine's counters (`uturn_media::MediaStats`, field by
+    /// field in declaration order), copied once per worker loop.
+    media: [AtomicU64; MEDIA_FIELDS],
 }
+
+/// Number of fields in `uturn_media::MediaStats`.
+const MEDIA_FIELDS: usize = 30;
 
 impl Counters {
     /// Counts one dropped datagram.
@@ -115,6 +121,84 @@ impl Counters {
         self.drops[DropReason::SendError.index()].store(total, Ordering::Relaxed);
     }
 
+    /// Copies the media engine's counters (once per worker loop).
+    pub fn set_media(&self, s: &uturn_media::MediaStats) {
+        let values: [u64; MEDIA_FIELDS] = [
+            s.sessions,
+            s.sessions_started,
+            s.sessions_ended,
+            s.streams,
+            s.viewers,
+            s.ice_checks,
+            s.ice_rejected,
+            s.consent_lost,
+            s.dtls_connected,
+            s.dtls_failures,
+            s.rtp_in,
+            s.rtcp_in,
+            s.bytes_in,
+            s.rtp_out,
+            s.rtcp_out,
+            s.bytes_out,
+            s.srtp_auth_failures,
+            s.srtp_replays,
+            s.malformed,
+            s.unknown_ssrc,
+            s.keyframe_requests,
+            s.nacks_received,
+            s.nacks_answered,
+            s.sr_sent,
+            s.rr_sent,
+            s.unexpected_media,
+            s.unknown_source,
+            s.forwarded_out,
+            s.forwarded_in,
+            s.transmits_dropped,
+        ];
+        for (slot, value) in self.media.iter().zip(values) {
+            slot.store(value, Ordering::Relaxed);
+        }
+    }
+
+    /// The media engine's counters as last copied (all zero without media).
+    pub fn media(&self) -> uturn_media::MediaStats {
+        let v: [u64; MEDIA_FIELDS] = std::array::from_fn(|i| {
+            self.media.get(i).map_or(0, |c| c.load(Ordering::Relaxed))
+        });
+        uturn_media::MediaStats {
+            sessions: v[0],
+            sessions_started: v[1],
+            sessions_ended: v[2],
+            streams: v[3],
+            viewers: v[4],
+            ice_checks: v[5],
+            ice_rejected: v[6],
+            consent_lost: v[7],
+            dtls_connected: v[8],
+            dtls_failures: v[9],
+            rtp_in: v[10],
+            rtcp_in: v[11],
+            bytes_in: v[12],
+            rtp_out: v[13],
+            rtcp_out: v[14],
+            bytes_out: v[15],
+            srtp_auth_failures: v[16],
+            srtp_replays: v[17],
+            malformed: v[18],
+            unknown_ssrc: v[19],
+            keyframe_requests: v[20],
+            nacks_received: v[21],
+            nacks_answered: v[22],
+            sr_sent: v[23],
+            rr_sent: v[24],
+            unexpected_media: v[25],
+            unknown_source: v[26],
+            forwarded_out: v[27],
+            forwarded_in: v[28],
+            transmits_dropped: v[29],
+        }
+    }
+
     /// Total drops over all reasons.
     pub fn dropped(&self) -> u64 {
         self.drops.iter().map(|d| d.load(Ordering::Relaxed)).sum()
@@ -131,4 +215,28 @@ fn bump(counter: &AtomicU64, n: u64) {
         counter.load(Ordering::Relaxed).wrapping_add(n),
         Ordering::Relaxed,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_counters_round_trip_field_by_field() {
+        let counters = Counters::default();
+        assert_eq!(counters.media(), uturn_media::MediaStats::default());
+        // Distinct values so a swapped pair of fields would show.
+        let s = uturn_media::MediaStats {
+            sessions: 1,
+            viewers: 5,
+            rtp_in: 1000,
+            rtp_out: 4000,
+            bytes_out: 123_456,
+            srtp_auth_failures: 7,
+            transmits_dropped: 9,
+            ..Default::default()
+        };
+        counters.set_media(&s);
+        assert_eq!(counters.media(), s);
+    }
 }

@@ -18,6 +18,14 @@
 //! 4. [`Backend::flush`] submits everything queued; the server's stats are
 //!    copied into this worker's [`Counters`]; the stop flag is checked.
 //!
+//! With the media relay on (`Config::media`), the worker also runs a
+//! [`MediaEngine`] (docs/media.md): DTLS and RTP/RTCP from a listener go to
+//! it straight from the receive callback (no copy; its answers and its
+//! fan-out leave through the same batch), STUN goes to it first in step 2
+//! (it takes the ICE checks for its ufrags and declines the rest, which go
+//! to the TURN server), and its timers and mailbox (commands from the HTTP
+//! thread and from other workers) run in step 3.
+//!
 //! Work per turn is bounded: `poll` hands over one batch, so a flood of
 //! datagrams cannot keep timers (expiry of permissions, channels and
 //! allocations) from running.
@@ -33,6 +41,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use uturn_media::{MediaEngine, Registry};
 use uturn_turn::{FiveTuple, PeerFilter, RuleChange, Server};
 
 use crate::fastpath::{FastPath, Verdict};
@@ -58,6 +67,8 @@ pub(crate) struct Spec {
     pub xdp: Option<Arc<uturn_ebpf::XdpFastPath>>,
     /// See [`crate::Config::batch_wait`].
     pub batch_wait: Duration,
+    /// The media relay's registry, when media is on.
+    pub media: Option<Arc<Registry>>,
     pub counters: Arc<[Counters]>,
     pub stop: Arc<AtomicBool>,
 }
@@ -120,6 +131,8 @@ struct Worker {
     server: Server,
     /// Mirrors the table's channel rules into XDP, when attached.
     offload: Option<Offload>,
+    /// The WebRTC media relay's engine for this worker, when media is on.
+    media: Option<MediaEngine>,
     slow: Vec<SlowDatagram>,
     slow_len: usize,
 }
@@ -150,9 +163,13 @@ impl Worker {
         Ok(Self {
             backend,
             table,
-            fast: FastPath::new(spec.peer_filter.clone()),
+            fast: FastPath::new(spec.peer_filter.clone()).with_media(spec.media.is_some()),
             server,
             offload: spec.xdp.clone().map(Offload::new),
+            media: spec
+                .media
+                .clone()
+                .map(|registry| MediaEngine::new(spec.index, registry)),
             slow: Vec::new(),
             slow_len: 0,
         })
@@ -161,7 +178,12 @@ impl Worker {
     /// One loop turn (see the module docs).
     fn turn(&mut self, counters: &Counters) {
         let now = Instant::now();
-        let wait = self.server.poll_timeout().map_or(MAX_WAIT, |at| {
+        let next_timer = match self.media.as_ref() {
+            Some(media) if media.has_mail() => Some(now),
+            Some(media) => earliest(self.server.poll_timeout(), media.poll_timeout()),
+            None => self.server.poll_timeout(),
+        };
+        let wait = next_timer.map_or(MAX_WAIT, |at| {
             at.saturating_duration_since(now).min(MAX_WAIT)
         });
 
@@ -171,10 +193,23 @@ impl Worker {
             fast,
             slow,
             slow_len,
+            media,
             ..
         } = self;
         let polled = backend.poll(wait, &mut |meta, data, sender| {
-            if fast.handle(table, counters, meta, data, sender) == Verdict::SlowPath {
+            let verdict = fast.handle(table, counters, meta, data, sender);
+            if verdict == Verdict::Media {
+                if let Some(media) = media.as_mut() {
+                    // Per datagram: RTCP statistics (jitter, DLSR) need the
+                    // arrival time, not the start of a batch wait.
+                    media.handle_datagram(Instant::now(), meta.local, meta.source, data);
+                    while let Some(t) = media.poll_transmit() {
+                        if let Some(id) = table.listener(t.source) {
+                            sender.send(id, t.destination, &[t.contents]);
+                        }
+                    }
+                }
+            } else if verdict == Verdict::SlowPath {
                 let from = FiveTuple {
                     client: meta.source,
                     server: meta.local,
@@ -204,6 +239,12 @@ impl Worker {
         let now = Instant::now();
         for i in 0..self.slow_len {
             if let Some(d) = self.slow.get(i) {
+                if let Some(media) = self.media.as_mut() {
+                    if media.handle_datagram(now, d.from.server, d.from.client, &d.data) {
+                        drain_media(media, &self.table, &mut *self.backend);
+                        continue;
+                    }
+                }
                 self.server.handle_datagram(now, d.from, &d.data);
                 drain(
                     &mut self.server,
@@ -227,10 +268,20 @@ impl Worker {
             );
         }
 
+        if let Some(media) = self.media.as_mut() {
+            if media.has_mail() || media.poll_timeout().is_some_and(|at| at <= now) {
+                media.handle_timeout(now);
+                drain_media(media, &self.table, &mut *self.backend);
+            }
+        }
+
         if let Err(e) = self.backend.flush() {
             tracing::warn!(error = %e, "flush failed");
         }
         counters.set_stats(&self.server.stats());
+        if let Some(media) = self.media.as_ref() {
+            counters.set_media(&media.stats());
+        }
         let io = self.backend.stats();
         counters.set_send_errors(io.send_errors.saturating_add(io.send_dropped));
     }
@@ -238,6 +289,10 @@ impl Worker {
     /// Ends every allocation (closing its relay sockets) and sends what is left.
     fn shutdown(&mut self) {
         let now = Instant::now();
+        if let Some(media) = self.media.as_mut() {
+            media.shutdown(now);
+            drain_media(media, &self.table, &mut *self.backend);
+        }
         self.server.shutdown();
         drain(
             &mut self.server,
@@ -312,6 +367,26 @@ fn drain(
                 tracing::warn!(source = %transmit.source, "transmit from an unknown listener");
             }
         }
+    }
+}
+
+/// Queues the media engine's datagrams, each from the listener whose
+/// address is its source.
+fn drain_media(media: &mut MediaEngine, table: &Table, backend: &mut dyn Backend) {
+    let mut sender = backend.sender();
+    while let Some(t) = media.poll_transmit() {
+        match table.listener(t.source) {
+            Some(id) => sender.send(id, t.destination, &[t.contents]),
+            None => tracing::warn!(source = %t.source, "media transmit from an unknown listener"),
+        }
+    }
+}
+
+/// The earlier of two optional deadlines.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::bpfstats::StatsSwitch;
 use crate::measure::{CpuFigures, Sample, WindowCpu};
 use crate::process::{wrapped_argv, Proc};
 use crate::procfs;
@@ -180,6 +181,12 @@ pub fn run(
 ) -> Result<CrossResult, RunError> {
     std::fs::create_dir_all(&tb.raw_dir)?;
     let stem = format!("crosscheck-{label}-{}", config.name);
+    // As in `Testbed::run`: the XDP program's own run time, for XDP relays.
+    let _bpf_stats = if config.counts_softirq {
+        StatsSwitch::on()
+    } else {
+        None
+    };
     let mut relay = tb.start_relay(config, &tb.raw_dir.join(format!("{stem}.relay.log")))?;
     let t = &tb.topology;
     let load_cpus = cpu_list(&tb.load_cpus);
@@ -239,7 +246,13 @@ pub fn run(
             let new = String::from_utf8_lossy(text.get(seen..complete).unwrap_or(&[])).into_owned();
             seen = complete;
             for (sent, received) in new.lines().filter_map(parse_progress) {
-                if let Ok(sample) = Sample::take(relay.pid(), Some(uclient.pid())) {
+                let sample = Sample::take(relay.pid(), Some(uclient.pid()));
+                let sample = if config.counts_softirq {
+                    sample.map(|s| s.with_bpf(relay.pid()))
+                } else {
+                    sample
+                };
+                if let Ok(sample) = sample {
                     ticks.push(Tick {
                         sample,
                         sent,
@@ -255,7 +268,9 @@ pub fn run(
             uclient.stop(Duration::from_secs(1));
             return Err(RunError::LoadTimeout(limit.as_secs()));
         }
-        thread::sleep(Duration::from_millis(50));
+        // Short, so a progress line's totals and the CPU sample taken when
+        // it is seen are at most 10 ms apart.
+        thread::sleep(Duration::from_millis(10));
     }
     let mut end = Sample::take(relay.pid(), None)?;
     end.generator = last_gen;
@@ -272,12 +287,12 @@ pub fn run(
     let hz = procfs::clock_ticks_per_sec();
     let (window, window_relayed, transmit_phase) = match window_ticks(&ticks) {
         Some((a, b)) => (
-            WindowCpu::between(&a.sample, &b.sample, hz, &tb.relay_cpus),
+            WindowCpu::between(&a.sample, &b.sample, hz, &tb.relay_cpus, &tb.load_cpus),
             (b.sent + b.received) - (a.sent + a.received),
             true,
         ),
         None => (
-            WindowCpu::between(&start, &end, hz, &tb.relay_cpus),
+            WindowCpu::between(&start, &end, hz, &tb.relay_cpus, &tb.load_cpus),
             stats.sent + stats.received,
             false,
         ),
@@ -292,7 +307,12 @@ pub fn run(
         stats,
         window_relayed,
         window_is_transmit_phase: transmit_phase,
-        figures: CpuFigures::derive(&window, window_relayed, tb.load_cpus.len()),
+        figures: CpuFigures::derive(
+            &window,
+            window_relayed,
+            tb.load_cpus.len(),
+            tb.relay_cpu_limit.map(|b| b.cores),
+        ),
         window,
     };
     std::fs::write(
@@ -346,6 +366,8 @@ mod tests {
             relay: Default::default(),
             generator: None,
             softirq: Default::default(),
+            throttling: None,
+            bpf: None,
         };
         let tick = |sent, received| Tick {
             sample: sample.clone(),

@@ -24,6 +24,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bpfstats;
+pub mod cgroup;
 pub mod crosscheck;
 pub mod load;
 pub mod measure;

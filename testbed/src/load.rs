@@ -116,6 +116,28 @@ pub struct LoadSummary {
     pub other: BTreeMap<String, serde_json::Value>,
 }
 
+/// Share of late originals above which the generator is taken to have
+/// fallen behind its schedule (it counts an original as late at 1 ms,
+/// bench/src/load/worker.rs).
+pub const LATE_SHARE_LIMIT: f64 = 0.01;
+
+impl LoadSummary {
+    fn other_u64(&self, key: &str) -> u64 {
+        self.other.get(key).and_then(|v| v.as_u64()).unwrap_or(0)
+    }
+
+    /// Whether the generator could not keep its own schedule: more than
+    /// [`LATE_SHARE_LIMIT`] of its originals went out late, or it dropped
+    /// sends. Then the offered load was not what was asked for and the run
+    /// says nothing about the relay's limit.
+    pub fn fell_behind(&self) -> bool {
+        let originals = self.sent_peer_to_client.max(self.sent_client_to_peer);
+        let late = self.other_u64("generator_late_sends");
+        self.other_u64("generator_send_dropped") > 0
+            || (originals > 0 && late as f64 > LATE_SHARE_LIMIT * originals as f64)
+    }
+}
+
 /// Errors from a generator run.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -260,6 +282,18 @@ mod tests {
         assert_eq!(s.rtt_us.p99, 210.0);
         assert_eq!(s.other["pattern"], "peer-echo");
         assert_eq!(s.setup_failures_by_code["401"], 0);
+        assert!(!s.fell_behind());
+        let mut late = s.clone();
+        late.other
+            .insert("generator_late_sends".into(), serde_json::json!(7));
+        // 7 of 625 originals late: more than 1 %.
+        assert!(late.fell_behind());
+        late.other
+            .insert("generator_late_sends".into(), serde_json::json!(6));
+        assert!(!late.fell_behind());
+        late.other
+            .insert("generator_send_dropped".into(), serde_json::json!(1));
+        assert!(late.fell_behind());
         assert!(parse_summary(Path::new("/nonexistent"), "no json").is_err());
         assert!(parse_summary(Path::new("/nonexistent"), "{ broken").is_err());
     }

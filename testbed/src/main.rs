@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::{Args, Parser, Subcommand};
 use ipnet::Ipv4Net;
 
+use uturn_testbed::cgroup::{self, CpuBudget, Hierarchy};
 use uturn_testbed::crosscheck::{self, UclientShape};
 use uturn_testbed::process::{cleanup_everything, install_signal_cleanup};
 use uturn_testbed::relay::{self, RelayBinaries, RelayConfig};
@@ -82,6 +83,44 @@ struct Opts {
     /// Relay threads (uturn --threads, coTURN --relay-threads); default: one per relay CPU.
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// CPU budget of every relay during the sweep, in cores (a cgroup CFS
+    /// quota on the relay and all its threads), so the sweep finds the
+    /// relay's limit before the generator's; `none` sweeps unlimited
+    /// relays. Default: 0.25.
+    #[arg(long, global = true, value_parser = parse_cpu_limit)]
+    relay_cpu_limit: Option<CpuLimit>,
+}
+
+/// `--relay-cpu-limit`: a number of cores, or none.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum CpuLimit {
+    Cores(f64),
+    Unlimited,
+}
+
+fn parse_cpu_limit(s: &str) -> Result<CpuLimit, String> {
+    if s == "none" {
+        return Ok(CpuLimit::Unlimited);
+    }
+    let cores: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is neither a number of cores nor `none`"))?;
+    CpuBudget::new(cores)
+        .map(|_| CpuLimit::Cores(cores))
+        .map_err(|e| e.to_string())
+}
+
+impl Opts {
+    /// The sweep's CPU budget (the default when the flag is absent).
+    fn sweep_budget(&self) -> Option<CpuBudget> {
+        match self
+            .relay_cpu_limit
+            .unwrap_or(CpuLimit::Cores(scenario::DEFAULT_SWEEP_CPU_LIMIT))
+        {
+            CpuLimit::Cores(c) => CpuBudget::new(c).ok(),
+            CpuLimit::Unlimited => None,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,6 +290,32 @@ fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
         load_threads: o.load_cpus.len().max(1),
         raw_dir: out.join("raw"),
         perf: o.perf,
+        relay_cpu_limit: None,
+    };
+    let sweeping = matches!(
+        cli.command,
+        Cmd::Sweep
+            | Cmd::Compare {
+                no_sweep: false,
+                ..
+            }
+    );
+    let sweep_budget = o.sweep_budget();
+    if sweeping && sweep_budget.is_some() {
+        // Fail before any measurement when the budget cannot be enforced,
+        // and take away groups a killed run left behind.
+        let hierarchy = Hierarchy::detect()?;
+        cgroup::remove_stale(&hierarchy, &o.ns_prefix);
+        tracing::info!(
+            version = ?hierarchy.version,
+            root = %hierarchy.root.display(),
+            cores = sweep_budget.map(|b| b.cores),
+            "sweep relays get a CPU budget"
+        );
+    }
+    let sweep_tb = Testbed {
+        relay_cpu_limit: sweep_budget,
+        ..tb.clone()
     };
     let mut rep = Report {
         command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -273,6 +338,11 @@ fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
             .join(","),
         relay_threads: tb.relay_threads,
         relays: o.relays.clone(),
+        sweep_cpu_limit: if sweeping {
+            sweep_budget.map(|b| b.cores)
+        } else {
+            None
+        },
         ..Default::default()
     };
 
@@ -284,7 +354,7 @@ fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
         } => {
             run_rows(&tb, &configs, &scenario::ROWS, o, &mut rep);
             if !no_sweep {
-                run_sweeps(&tb, &configs, o.quick, &mut rep);
+                run_sweeps(&sweep_tb, &configs, o.quick, &mut rep);
             }
             if !no_crosscheck {
                 run_crosscheck(&tb, &configs, &scenario::ROWS, o, &mut rep);
@@ -294,7 +364,7 @@ fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
             let row = scenario::row(number).ok_or("rows are 1, 2 and 3")?;
             run_rows(&tb, &configs, &[row], o, &mut rep);
         }
-        Cmd::Sweep => run_sweeps(&tb, &configs, o.quick, &mut rep),
+        Cmd::Sweep => run_sweeps(&sweep_tb, &configs, o.quick, &mut rep),
         Cmd::Crosscheck { rows } => {
             let rows: Vec<Row> = rows.iter().filter_map(|&n| scenario::row(n)).collect();
             run_crosscheck(&tb, &configs, &rows, o, &mut rep);
@@ -357,8 +427,10 @@ fn run_sweeps(tb: &Testbed, configs: &[&RelayConfig], quick: bool, rep: &mut Rep
                         relay = config.name,
                         sessions,
                         relayed_pps = r.relayed_pps(),
-                        cpu_pct = r.headline_pct(),
+                        cpu_pct = r.figures.relay_pct,
+                        budget_used_pct = r.figures.budget_used_pct,
                         loss = r.summary.loss_ratio,
+                        generator_bound = r.generator_saturated,
                         "sweep step"
                     );
                     sweep.steps.push(r);
@@ -464,6 +536,21 @@ mod tests {
         assert_eq!(c.opts.relays, relay::DEFAULT_RELAYS);
         assert_eq!(c.opts.relay_cpus, [1]);
         assert!(Cli::try_parse_from(["uturn-testbed", "sweep", "--relay-cpus", "1,2"]).is_ok());
+        // The sweep's CPU budget: 0.25 core unless told otherwise.
+        let c = Cli::try_parse_from(["uturn-testbed", "compare"]).unwrap();
+        assert_eq!(c.opts.sweep_budget().map(|b| b.cores), Some(0.25));
+        let c =
+            Cli::try_parse_from(["uturn-testbed", "sweep", "--relay-cpu-limit", "0.5"]).unwrap();
+        assert_eq!(c.opts.sweep_budget().map(|b| b.cores), Some(0.5));
+        let c =
+            Cli::try_parse_from(["uturn-testbed", "sweep", "--relay-cpu-limit", "none"]).unwrap();
+        assert_eq!(c.opts.sweep_budget(), None);
+        for bad in ["0", "-1", "lots"] {
+            assert!(
+                Cli::try_parse_from(["uturn-testbed", "sweep", "--relay-cpu-limit", bad]).is_err(),
+                "{bad}"
+            );
+        }
         assert!(Cli::try_parse_from(["uturn-testbed", "crosscheck", "--rows", "1"]).is_ok());
         assert!(Cli::try_parse_from(["uturn-testbed", "up"]).is_ok());
         assert!(Cli::try_parse_from(["uturn-testbed", "bogus"]).is_err());

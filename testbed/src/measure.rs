@@ -5,10 +5,13 @@
 //! CPU times come from `/proc` in clock ticks; everything here is plain
 //! arithmetic on two [`Sample`]s so it is tested without a running relay.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::bpfstats::{self, BpfWindow, ProgStats};
+use crate::cgroup::{CpuCgroup, Throttling};
 use crate::procfs::{self, ProcError, ProcessTimes, SoftirqTimes};
 
 /// One snapshot taken on `@window-start` or `@window-end`.
@@ -18,6 +21,10 @@ pub struct Sample {
     pub relay: ProcessTimes,
     pub generator: Option<ProcessTimes>,
     pub softirq: SoftirqTimes,
+    /// The relay's CPU-budget cgroup counters, when it runs under a budget.
+    pub throttling: Option<Throttling>,
+    /// Run-time counters of the relay's BPF programs (XDP runs).
+    pub bpf: Option<BTreeMap<u32, ProgStats>>,
 }
 
 impl Sample {
@@ -30,7 +37,25 @@ impl Sample {
             relay: procfs::read_pid_stat(relay_pid)?,
             generator: generator_pid.map(procfs::read_pid_stat).transpose()?,
             softirq: procfs::read_softirq()?,
+            throttling: None,
+            bpf: None,
         })
+    }
+
+    /// Adds the budget cgroup's throttling counters (if it can be read).
+    pub fn with_cgroup(mut self, cgroup: Option<&CpuCgroup>) -> Sample {
+        self.throttling = cgroup.and_then(|c| {
+            c.throttling()
+                .map_err(|e| tracing::warn!(error = %e, "cgroup cpu.stat"))
+                .ok()
+        });
+        self
+    }
+
+    /// Adds the BPF run-time counters of the programs `relay_pid` holds.
+    pub fn with_bpf(mut self, relay_pid: u32) -> Sample {
+        self.bpf = Some(bpfstats::read_process(relay_pid));
+        self
     }
 }
 
@@ -49,11 +74,24 @@ pub struct WindowCpu {
     pub relay_cpus_busy_secs: f64,
     /// utime+stime of the load generator, if it was sampled.
     pub generator_cpu_secs: Option<f64>,
+    /// Busy time of the generator's CPUs from anything (the generator, the
+    /// softirq work of its sockets, other processes).
+    pub load_cpus_busy_secs: f64,
+    /// Periods of the relay's CPU budget, and how many were throttled.
+    pub throttling: Option<Throttling>,
+    /// Run time of the relay's BPF programs (XDP runs).
+    pub bpf: Option<BpfWindow>,
 }
 
 impl WindowCpu {
     /// Differences between two samples, converted from `hz` ticks/second.
-    pub fn between(start: &Sample, end: &Sample, hz: u64, relay_cpus: &[usize]) -> WindowCpu {
+    pub fn between(
+        start: &Sample,
+        end: &Sample,
+        hz: u64,
+        relay_cpus: &[usize],
+        load_cpus: &[usize],
+    ) -> WindowCpu {
         let hz = hz.max(1) as f64;
         let ticks = |a: u64, b: u64| b.saturating_sub(a) as f64 / hz;
         WindowCpu {
@@ -72,6 +110,21 @@ impl WindowCpu {
                 (Some(a), Some(b)) => Some(ticks(a.total(), b.total())),
                 _ => None,
             },
+            load_cpus_busy_secs: ticks(
+                start.softirq.busy_of_cpus(load_cpus),
+                end.softirq.busy_of_cpus(load_cpus),
+            ),
+            throttling: match (start.throttling, end.throttling) {
+                (Some(a), Some(b)) => Some(Throttling {
+                    periods: b.periods.saturating_sub(a.periods),
+                    throttled: b.throttled.saturating_sub(a.throttled),
+                }),
+                _ => None,
+            },
+            bpf: match (&start.bpf, &end.bpf) {
+                (Some(a), Some(b)) => Some(BpfWindow::between(a, b)),
+                _ => None,
+            },
         }
     }
 
@@ -84,6 +137,9 @@ impl WindowCpu {
             softirq_relay_cpus_secs: 0.0,
             relay_cpus_busy_secs: 0.0,
             generator_cpu_secs: None,
+            load_cpus_busy_secs: 0.0,
+            throttling: None,
+            bpf: None,
         }
     }
 }
@@ -105,11 +161,29 @@ pub struct CpuFigures {
     /// Time the relay's CPUs spent on anything but the relay and softirq,
     /// % of one core: other processes competing with the relay.
     pub other_on_relay_cpus_pct: f64,
+    /// Busy time of the generator's CPUs, % of those cores.
+    pub load_cpus_busy_pct: f64,
+    /// The relay's CPU budget in cores (`--relay-cpu-limit`), if it had one.
+    pub budget_cores: Option<f64>,
+    /// Relay CPU as % of its budget.
+    pub budget_used_pct: Option<f64>,
+    /// Share of the budget's periods in which the relay was throttled, %.
+    pub throttled_pct: Option<f64>,
+    /// Mean run time of one XDP program invocation, ns.
+    pub bpf_ns_per_run: Option<f64>,
+    /// XDP program run time per relayed packet, µs.
+    pub bpf_us_per_pkt: Option<f64>,
 }
 
 impl CpuFigures {
-    /// `generator_cores` is how many cores the generator may use.
-    pub fn derive(w: &WindowCpu, relayed_packets: u64, generator_cores: usize) -> CpuFigures {
+    /// `generator_cores` is how many cores the generator may use;
+    /// `budget_cores` the relay's CPU budget, if it had one.
+    pub fn derive(
+        w: &WindowCpu,
+        relayed_packets: u64,
+        generator_cores: usize,
+        budget_cores: Option<f64>,
+    ) -> CpuFigures {
         let pct = |secs: f64| {
             if w.wall_secs > 0.0 {
                 100.0 * secs / w.wall_secs
@@ -136,13 +210,46 @@ impl CpuFigures {
                 - w.relay_cpu_secs
                 - w.softirq_relay_cpus_secs)
                 .max(0.0)),
+            load_cpus_busy_pct: pct(w.load_cpus_busy_secs) / generator_cores.max(1) as f64,
+            budget_cores,
+            budget_used_pct: budget_cores
+                .filter(|&c| c > 0.0)
+                .map(|c| pct(w.relay_cpu_secs) / c),
+            throttled_pct: w
+                .throttling
+                .filter(|t| t.periods > 0)
+                .map(|t| 100.0 * t.throttled as f64 / t.periods as f64),
+            bpf_ns_per_run: w.bpf.and_then(|b| b.ns_per_run()),
+            bpf_us_per_pkt: w.bpf.and_then(|b| b.us_per_packet(relayed_packets)),
         }
+    }
+
+    /// Whether the generator's process used more than
+    /// [`GENERATOR_SATURATED_PCT`] of its cores. (Its own record of late
+    /// sends is the other sign, [`crate::load::LoadSummary::fell_behind`];
+    /// a busy generator core alone is not, since other processes may be
+    /// what keeps it busy while the generator still keeps time.)
+    pub fn generator_cpu_saturated(&self) -> bool {
+        self.generator_pct
+            .is_some_and(|g| g > GENERATOR_SATURATED_PCT)
+    }
+
+    /// Whether the relay used (nearly) all the CPU it had: its budget when
+    /// it had one, else `relay_cores` whole cores. `relay_pct` is the CPU %
+    /// to judge (for XDP runs the budget covers only the process).
+    pub fn relay_saturated(&self, relay_pct: f64, relay_cores: usize) -> bool {
+        let cores = self.budget_cores.unwrap_or(relay_cores.max(1) as f64);
+        relay_pct > RELAY_SATURATED_SHARE * 100.0 * cores
     }
 }
 
 /// Above this share of its cores the generator may have limited the offered
 /// load, so the row is flagged rather than trusted.
 pub const GENERATOR_SATURATED_PCT: f64 = 85.0;
+
+/// A relay using more than this share of its cores (or budget) is taken to
+/// be at its limit.
+pub const RELAY_SATURATED_SHARE: f64 = 0.85;
 
 #[cfg(test)]
 mod tests {
@@ -164,6 +271,8 @@ mod tests {
                 busy_per_cpu: softirq.1.iter().map(|v| v * 10).collect(),
                 per_cpu: softirq.1,
             },
+            throttling: None,
+            bpf: None,
         }
     }
 
@@ -177,7 +286,7 @@ mod tests {
             910,        // 9 s
             (130, vec![30, 100]),
         );
-        let w = WindowCpu::between(&a, &b, 100, &[1]);
+        let w = WindowCpu::between(&a, &b, 100, &[1], &[0]);
         assert!((w.wall_secs - 10.0).abs() < 1e-9);
         assert!((w.relay_cpu_secs - 5.0).abs() < 1e-9);
         assert!((w.softirq_all_secs - 1.0).abs() < 1e-9);
@@ -186,7 +295,7 @@ mod tests {
         // softirq 0.8 s: 2.2 s of other work = 22 %.
         assert!((w.relay_cpus_busy_secs - 8.0).abs() < 1e-9);
 
-        let f = CpuFigures::derive(&w, 1_000_000, 1);
+        let f = CpuFigures::derive(&w, 1_000_000, 1, None);
         assert!((f.relay_pct - 50.0).abs() < 1e-9);
         assert!((f.relay_us_per_pkt - 5.0).abs() < 1e-9);
         assert!((f.softirq_pct - 10.0).abs() < 1e-9);
@@ -195,12 +304,79 @@ mod tests {
         let g = f.generator_pct.unwrap();
         assert!((g - 90.0).abs() < 1e-9);
         assert!(g > GENERATOR_SATURATED_PCT);
+        assert!(f.generator_cpu_saturated());
+        // CPU 0 busy 100 -> 300 ticks: 2 s of 10 s.
+        assert!((w.load_cpus_busy_secs - 2.0).abs() < 1e-9);
+        assert!((f.load_cpus_busy_pct - 20.0).abs() < 1e-9);
+        // No budget, no cgroup, no BPF: those figures are absent.
+        assert_eq!(f.budget_used_pct, None);
+        assert_eq!(f.throttled_pct, None);
+        assert_eq!(f.bpf_ns_per_run, None);
+    }
+
+    #[test]
+    fn budget_throttling_and_bpf_figures() {
+        let t0 = Instant::now();
+        let mut a = sample(t0, (0, 0), 0, (0, vec![0, 0]));
+        let mut b = sample(
+            t0 + Duration::from_secs(10),
+            (150, 50),        // 2 s of relay CPU
+            100,              // 1 s: the generator is not busy
+            (0, vec![95, 0]), // CPU 0 busy 950 ticks
+        );
+        a.throttling = Some(Throttling {
+            periods: 100,
+            throttled: 10,
+        });
+        b.throttling = Some(Throttling {
+            periods: 2100,
+            throttled: 1010,
+        });
+        let prog = |t, c| {
+            BTreeMap::from([(
+                7,
+                ProgStats {
+                    id: 7,
+                    run_time_ns: t,
+                    run_cnt: c,
+                },
+            )])
+        };
+        a.bpf = Some(prog(1_000, 10));
+        b.bpf = Some(prog(2_001_000, 10_010));
+        let w = WindowCpu::between(&a, &b, 100, &[1], &[0]);
+        assert_eq!(
+            w.throttling,
+            Some(Throttling {
+                periods: 2000,
+                throttled: 1000
+            })
+        );
+        let f = CpuFigures::derive(&w, 10_000, 1, Some(0.25));
+        // 20 % of a core on a 0.25-core budget: 80 % of it.
+        assert!((f.budget_used_pct.unwrap() - 80.0).abs() < 1e-9);
+        assert!((f.throttled_pct.unwrap() - 50.0).abs() < 1e-9);
+        // 2 ms over 10 000 runs and 10 000 packets.
+        assert!((f.bpf_ns_per_run.unwrap() - 200.0).abs() < 1e-9);
+        assert!((f.bpf_us_per_pkt.unwrap() - 0.2).abs() < 1e-9);
+        // The generator's process is idle but its core is 95 % busy (other
+        // processes): that alone does not make the generator the limit.
+        assert!((f.generator_pct.unwrap() - 10.0).abs() < 1e-9);
+        assert!((f.load_cpus_busy_pct - 95.0).abs() < 1e-9);
+        assert!(!f.generator_cpu_saturated());
+        // 20 % of a core is saturated on a quarter core, not on a whole one.
+        assert!(!f.relay_saturated(20.0, 1));
+        assert!(f.relay_saturated(22.0, 1));
+        let unlimited = CpuFigures::derive(&w, 10_000, 1, None);
+        assert!(!unlimited.relay_saturated(22.0, 1));
+        assert!(unlimited.relay_saturated(86.0, 1));
+        assert!(!unlimited.relay_saturated(86.0, 2));
     }
 
     #[test]
     fn no_packets_gives_nan_not_infinity() {
         let w = WindowCpu::from_parts(Duration::from_secs(1), 0.5);
-        let f = CpuFigures::derive(&w, 0, 1);
+        let f = CpuFigures::derive(&w, 0, 1, None);
         assert!(f.relay_us_per_pkt.is_nan());
         assert!((f.relay_pct - 50.0).abs() < 1e-9);
         assert!(f.generator_pct.is_none());
@@ -211,7 +387,7 @@ mod tests {
         let t0 = Instant::now();
         let a = sample(t0, (10, 10), 0, (5, vec![5]));
         let b = sample(t0 + Duration::from_secs(1), (5, 5), 0, (1, vec![1]));
-        let w = WindowCpu::between(&a, &b, 100, &[0]);
+        let w = WindowCpu::between(&a, &b, 100, &[0], &[0]);
         assert_eq!(w.relay_cpu_secs, 0.0);
         assert_eq!(w.softirq_all_secs, 0.0);
     }

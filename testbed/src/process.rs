@@ -5,10 +5,11 @@
 //! terminal reaches only the testbed, which then stops the children itself;
 //! and so a child that forks (coTURN's helpers, `ip netns exec`) is stopped
 //! with everything it started. What must be undone (process groups,
-//! namespaces) is recorded in one registry that the drop guards and the
+//! CPU-budget cgroups, namespaces) is recorded in one registry that the drop guards and the
 //! SIGINT/SIGTERM handler both drain.
 
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, Once};
 use std::thread;
@@ -19,11 +20,14 @@ use std::time::{Duration, Instant};
 struct Registry {
     process_groups: Vec<u32>,
     namespaces: Vec<String>,
+    /// CPU-budget cgroups ([`crate::cgroup`]), removed after the processes.
+    cgroups: Vec<PathBuf>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     process_groups: Vec::new(),
     namespaces: Vec::new(),
+    cgroups: Vec::new(),
 });
 
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
@@ -38,6 +42,14 @@ pub(crate) fn register_namespace(name: &str) {
 
 pub(crate) fn unregister_namespace(name: &str) {
     registry().namespaces.retain(|n| n != name);
+}
+
+pub(crate) fn register_cgroup(dir: &Path) {
+    registry().cgroups.push(dir.to_path_buf());
+}
+
+pub(crate) fn unregister_cgroup(dir: &Path) {
+    registry().cgroups.retain(|d| d != dir);
 }
 
 /// Installs (once) a handler that, on SIGINT or SIGTERM, kills every
@@ -65,17 +77,23 @@ pub fn install_signal_cleanup() {
     });
 }
 
-/// Kills all registered process groups and deletes all registered namespaces.
+/// Kills all registered process groups, removes all registered cgroups (a
+/// group can only go once its processes have) and deletes all registered
+/// namespaces.
 pub fn cleanup_everything() {
-    let (groups, namespaces) = {
+    let (groups, cgroups, namespaces) = {
         let mut r = registry();
         (
             std::mem::take(&mut r.process_groups),
+            std::mem::take(&mut r.cgroups),
             std::mem::take(&mut r.namespaces),
         )
     };
     for pgid in groups {
         signal_group(pgid, "KILL");
+    }
+    for dir in cgroups {
+        crate::cgroup::remove_dir(&dir);
     }
     for ns in namespaces {
         crate::topology::delete_namespace(&ns);

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::crosscheck::CrossResult;
 use crate::runner::RunResult;
-use crate::scenario::{Sweep, SweepStop};
+use crate::scenario::{step_bound, StepBound, Sweep, SweepStop};
 
 /// The machine the numbers were measured on.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -74,6 +74,8 @@ pub struct Report {
     pub load_cpus: String,
     pub relay_threads: usize,
     pub relays: Vec<String>,
+    /// The CPU budget (cores) every relay had in the sweep, if any.
+    pub sweep_cpu_limit: Option<f64>,
     pub rows: Vec<RunResult>,
     pub sweeps: Vec<Sweep>,
     pub crosscheck: Vec<CrossResult>,
@@ -114,39 +116,52 @@ pub fn markdown(r: &Report) -> String {
     );
     let _ = writeln!(
         md,
-        "**Pinning:** relay on CPU {} ({} thread(s)), load generator on CPU {}.\n",
+        "**Pinning:** relay on CPU {} ({} thread(s)), load generator on CPU {}.  ",
         r.relay_cpus, r.relay_threads, r.load_cpus
     );
+    match r.sweep_cpu_limit {
+        Some(c) => {
+            let _ = writeln!(
+                md,
+                "**Sweep CPU budget:** every relay ran its sweep in a cgroup limited to {c} core(s) \
+                 (CFS quota per {} µs period, the process and all its threads); seed rows and the \
+                 cross-check ran without a budget.\n",
+                crate::cgroup::CpuBudget::new(c).map_or(crate::cgroup::PERIOD_US, |b| b.period_us)
+            );
+        }
+        None => {
+            let _ = writeln!(md, "**Sweep CPU budget:** none (relays unlimited).\n");
+        }
+    }
     let _ = writeln!(
         md,
-        "CPU % is utime+stime of the relay process over the measured window (100 % = one core); \
-         CPU-µs/pkt divides it by the packets that crossed the relay in the window (originals + echoes). \
-         softirq is the kernel's softirq time on all CPUs over the same window (it includes the generator's \
-         share of network processing); +softirq µs/pkt adds it to the relay's. RSS is the relay's peak \
-         resident set (VmHWM) of a fresh process per run. \"Others on relay CPU\" is the time the relay's \
-         CPU spent on anything else (other processes): when it is large, the relay competed for its core.\n"
+        "**process** is utime+stime of the relay process over the measured window (CPU %: 100 % = one \
+         core; µs/pkt: divided by the packets that crossed the relay in the window, originals + echoes). \
+         **softirq** is the kernel's softirq time on all CPUs over the same window; it holds the \
+         relay's kernel-side forwarding (all of it for XDP) but also the load generator's own receive \
+         processing, which every relay's run has too, so **process + softirq** is the like-for-like \
+         figure when comparing a relay that forwards in XDP with one that does not. **XDP ns/run** is \
+         the XDP program's own mean run time per invocation from the kernel's BPF statistics \
+         (`kernel.bpf_stats_enabled`), and its run time per relayed packet. RSS is the relay's peak \
+         resident set (VmHWM) of a fresh process per run. \"Others on relay CPU\" is the time the \
+         relay's CPU spent on anything else (other processes): when it is large, the relay competed \
+         for its core.\n"
     );
 
     if !r.rows.is_empty() {
         let _ = writeln!(md, "## Seed rows\n");
         let _ = writeln!(
             md,
-            "| row | relay | load | offered pps | relayed pps | CPU % | CPU-µs/pkt | +softirq µs/pkt | softirq % | loss | RTT p99 µs | peak RSS MiB | generator CPU % | others on relay CPU % |"
+            "| row | relay | load | offered pps | relayed pps | process CPU % | process µs/pkt | process + softirq µs/pkt | softirq % | XDP ns/run (µs/pkt) | loss | RTT p99 µs | peak RSS MiB | generator CPU % | others on relay CPU % |"
         );
         let _ = writeln!(
             md,
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for x in &r.rows {
-            let gen = x.figures.generator_pct.map_or("–".into(), |g| num(g, 0))
-                + if x.generator_saturated {
-                    " ⚠ saturated"
-                } else {
-                    ""
-                };
             let _ = writeln!(
                 md,
-                "| {} | {} | scaled ×{}: {} sessions × {} kbps × {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | scaled ×{}: {} sessions × {} kbps × {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 x.label,
                 x.relay,
                 x.scale,
@@ -155,14 +170,15 @@ pub fn markdown(r: &Report) -> String {
                 x.shape.payload,
                 num(x.offered_relayed_pps, 0),
                 num(x.relayed_pps(), 0),
-                num(x.headline_pct(), 1),
-                num(x.headline_us_per_pkt(), 2),
-                num(x.figures.relay_softirq_us_per_pkt, 2),
+                num(x.figures.relay_pct, 1),
+                num(x.process_us_per_pkt(), 2),
+                num(x.with_softirq_us_per_pkt(), 2),
                 num(x.figures.softirq_pct, 1),
+                xdp_cell(x),
                 pct(x.summary.loss_ratio),
                 num(x.summary.rtt_us.p99, 0),
                 num(x.peak_rss_kib as f64 / 1024.0, 1),
-                gen,
+                generator_cell(x),
                 num(x.figures.other_on_relay_cpus_pct, 1)
             );
         }
@@ -201,51 +217,7 @@ pub fn markdown(r: &Report) -> String {
     }
 
     if !r.sweeps.is_empty() {
-        let _ = writeln!(md, "## Sweep: highest packet rate at ≤ 0.1 % loss\n");
-        let _ = writeln!(
-            md,
-            "Sessions of 50 kbps × 150 B are added step by step until the relay loses more than 0.1 % \
-             or the generator's core saturates.\n"
-        );
-        let _ = writeln!(
-            md,
-            "| relay | max relayed pps at ≤ 0.1 % loss | CPU % there | steps | ended because |"
-        );
-        let _ = writeln!(md, "|---|---:|---:|---:|---|");
-        for s in &r.sweeps {
-            let best = s.max_ok_relayed_pps();
-            let cpu_there = best
-                .and_then(|b| s.steps.iter().find(|x| x.relayed_pps() == b))
-                .map_or("–".into(), |x| num(x.headline_pct(), 1));
-            let why = match &s.stop {
-                SweepStop::RelayLoss => "relay loss > 0.1 % (the relay's limit)".to_string(),
-                SweepStop::LossRelayNotSaturated => {
-                    "loss > 0.1 % with the relay's core not saturated: the generator side of this machine \
-                     is the limit, the relay's is higher"
-                        .to_string()
-                }
-                SweepStop::GeneratorSaturated => {
-                    "generator saturated: the relay's limit is higher than shown".to_string()
-                }
-                SweepStop::StepsExhausted => {
-                    "all steps passed: the relay's limit is higher than shown".to_string()
-                }
-                SweepStop::Failed(e) => {
-                    format!("a step failed: {}", e.lines().next().unwrap_or(""))
-                }
-            };
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} |",
-                s.relay,
-                best.map_or("–".into(), |b| num(b, 0)),
-                cpu_there,
-                s.steps.len(),
-                why
-            );
-        }
-        md.push('\n');
-        let _ = writeln!(md, "![relay CPU against offered packet rate](cpu.svg)\n");
+        sweeps(&mut md, r);
     }
 
     if !r.crosscheck.is_empty() {
@@ -261,12 +233,12 @@ pub fn markdown(r: &Report) -> String {
              used). uclient sends every client's message in the same tick, in bursts, where uturn-load \
              spreads sessions evenly: compare the ratios between relays more than absolute values.\n"
         );
-        let _ = writeln!(md, "| row | relay | clients × interval × bytes | relayed pkts in window | lost | relay CPU % | CPU-µs/pkt | uclient CPU % |");
-        let _ = writeln!(md, "|---|---|---|---:|---:|---:|---:|---:|");
+        let _ = writeln!(md, "| row | relay | clients × interval × bytes | relayed pkts in window | lost | process CPU % | process µs/pkt | process + softirq µs/pkt | XDP ns/run (µs/pkt) | uclient CPU % |");
+        let _ = writeln!(md, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
         for c in &r.crosscheck {
             let _ = writeln!(
                 md,
-                "| {} | {}{} | {} × {} ms × {} B | {} | {} | {} | {} | {} |",
+                "| {} | {}{} | {} × {} ms × {} B | {} | {} | {} | {} | {} | {} | {} |",
                 c.label,
                 c.relay,
                 if c.window_is_transmit_phase {
@@ -281,6 +253,11 @@ pub fn markdown(r: &Report) -> String {
                 c.stats.lost,
                 num(c.figures.relay_pct, 1),
                 num(c.figures.relay_us_per_pkt, 2),
+                num(c.figures.relay_softirq_us_per_pkt, 2),
+                bpf_cell(
+                    &c.figures,
+                    crate::relay::config(&c.relay).is_some_and(|r| r.counts_softirq),
+                ),
                 c.figures.generator_pct.map_or("–".into(), |g| num(g, 0)),
             );
         }
@@ -297,32 +274,196 @@ pub fn markdown(r: &Report) -> String {
     md
 }
 
-/// uturn's CPU-µs per relayed packet as a share of coTURN's, per row.
-fn ratios(md: &mut String, rows: &[RunResult]) {
-    let mut by_label: BTreeMap<&str, BTreeMap<&str, f64>> = BTreeMap::new();
-    for x in rows {
-        by_label
-            .entry(&x.label)
-            .or_default()
-            .insert(&x.relay, x.headline_us_per_pkt());
+/// The XDP program's cost of a run: `ns/run (µs/pkt)`, or `–`.
+fn xdp_cell(x: &RunResult) -> String {
+    bpf_cell(&x.figures, x.counts_softirq)
+}
+
+/// `ns/run (µs/pkt)` of the BPF figures; `n/a` where they were expected
+/// (`xdp`) but could not be read.
+fn bpf_cell(f: &crate::measure::CpuFigures, xdp: bool) -> String {
+    match (f.bpf_ns_per_run, f.bpf_us_per_pkt) {
+        (Some(ns), Some(us)) => format!("{} ({})", num(ns, 0), num(us, 3)),
+        (Some(ns), None) => num(ns, 0),
+        _ if xdp => "n/a".into(),
+        _ => "–".into(),
     }
+}
+
+/// Generator CPU %, flagged when the generator was the limit.
+fn generator_cell(x: &RunResult) -> String {
+    x.figures.generator_pct.map_or("–".into(), |g| num(g, 0))
+        + if x.generator_saturated {
+            " ⚠ generator-bound"
+        } else {
+            ""
+        }
+}
+
+/// The sweep section: one summary line per relay, then every step with
+/// what bound it.
+fn sweeps(md: &mut String, r: &Report) {
+    let _ = writeln!(md, "## Sweep: highest packet rate at ≤ 0.1 % loss\n");
+    let _ = writeln!(
+        md,
+        "Sessions of 50 kbps × 150 B are added step by step until the relay loses more than 0.1 % \
+         or the generator saturates. A step is **generator-bound** when the generator's process used \
+         more than {:.0} % of its cores, or more than {:.0} % of its originals went out over 1 ms late \
+         (or it dropped sends): such a step, and its loss, say nothing about the relay, and a maximum \
+         reached there is only a lower bound (\"≥\"). Only a sweep that ended with the relay at its \
+         CPU limit and losing packets shows the relay's own limit. \"generator cores busy\" counts \
+         everything on the generator's cores (other processes too).\n",
+        crate::measure::GENERATOR_SATURATED_PCT,
+        100.0 * crate::load::LATE_SHARE_LIMIT
+    );
+    let _ = writeln!(
+        md,
+        "| relay | CPU budget (cores) | max relayed pps at ≤ 0.1 % loss | process CPU % there | steps | ended because |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---|");
+    for s in &r.sweeps {
+        let best = s.max_ok_relayed_pps();
+        let cpu_there = best
+            .and_then(|b| s.steps.iter().find(|x| x.relayed_pps() == b))
+            .map_or("–".into(), |x| num(x.figures.relay_pct, 1));
+        let budget = s
+            .steps
+            .first()
+            .and_then(|x| x.figures.budget_cores)
+            .map_or("none".into(), |c| c.to_string());
+        let max = match best {
+            None => "–".to_string(),
+            Some(b) if s.found_relay_limit() => format!("**{}**", num(b, 0)),
+            Some(b) if s.stop == SweepStop::GeneratorSaturated => {
+                format!("≥ {} (generator-bound)", num(b, 0))
+            }
+            Some(b) => format!("≥ {}", num(b, 0)),
+        };
+        let why = match &s.stop {
+            SweepStop::RelayLoss => {
+                "relay loss > 0.1 % at its CPU limit: the relay's limit".to_string()
+            }
+            SweepStop::LossRelayNotSaturated => {
+                "loss > 0.1 % with the relay below its CPU limit and the generator not saturated: \
+                 not a CPU limit (socket buffers, or bursts of other work)"
+                    .to_string()
+            }
+            SweepStop::GeneratorSaturated => {
+                "generator-bound: the relay's limit is higher than shown".to_string()
+            }
+            SweepStop::StepsExhausted => {
+                "all steps passed: the relay's limit is higher than shown".to_string()
+            }
+            SweepStop::Failed(e) => {
+                format!("a step failed: {}", e.lines().next().unwrap_or(""))
+            }
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            s.relay,
+            budget,
+            max,
+            cpu_there,
+            s.steps.len(),
+            why
+        );
+    }
+    md.push('\n');
+    let _ = writeln!(md, "![relay CPU against offered packet rate](cpu.svg)\n");
+
+    let _ = writeln!(md, "### Every sweep step\n");
+    let _ = writeln!(
+        md,
+        "| relay | sessions | offered pps | relayed pps | loss | process CPU % | % of budget | throttled periods % | process µs/pkt | generator CPU % | generator cores busy % | bound |"
+    );
+    let _ = writeln!(
+        md,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    );
+    let relay_cores = r.relay_cpus.split(',').count();
+    for s in &r.sweeps {
+        for x in &s.steps {
+            let bound = match step_bound(x, relay_cores) {
+                StepBound::Generator => "⚠ generator-bound",
+                StepBound::Relay => "relay at its CPU limit",
+                StepBound::Neither => "",
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                s.relay,
+                x.shape.sessions,
+                num(x.offered_relayed_pps, 0),
+                num(x.relayed_pps(), 0),
+                pct(x.summary.loss_ratio),
+                num(x.figures.relay_pct, 1),
+                x.figures.budget_used_pct.map_or("–".into(), |v| num(v, 0)),
+                x.figures.throttled_pct.map_or("–".into(), |v| num(v, 0)),
+                num(x.process_us_per_pkt(), 2),
+                x.figures.generator_pct.map_or("–".into(), |g| num(g, 0)),
+                num(x.figures.load_cpus_busy_pct, 0),
+                bound
+            );
+        }
+    }
+    md.push('\n');
+}
+
+/// Each relay's CPU per relayed packet as a share of coTURN's, per row,
+/// measured both ways: process alone, and process + system softirq. For a
+/// relay that forwards in XDP (whose process sees almost no packets) also
+/// the figure issue 4 names literally: its process + softirq against
+/// coTURN's process alone.
+fn ratios(md: &mut String, rows: &[RunResult]) {
+    let mut by_label: BTreeMap<&str, Vec<&RunResult>> = BTreeMap::new();
+    for x in rows {
+        by_label.entry(&x.label).or_default().push(x);
+    }
+    let ratio = |a: f64, b: f64| {
+        if b > 0.0 {
+            num(a / b, 2)
+        } else {
+            "–".into()
+        }
+    };
     let mut lines = Vec::new();
     for (label, relays) in &by_label {
-        let Some(&coturn) = relays.get("coturn") else {
+        let Some(coturn) = relays.iter().find(|x| x.relay == "coturn") else {
             continue;
         };
-        for (relay, &v) in relays {
-            if *relay != "coturn" && coturn > 0.0 {
-                lines.push(format!("| {label} | {relay} | {} |", num(v / coturn, 2)));
-            }
+        let (cp, cs) = (
+            coturn.process_us_per_pkt(),
+            coturn.with_softirq_us_per_pkt(),
+        );
+        for x in relays.iter().filter(|x| x.relay != "coturn") {
+            let literal = if x.counts_softirq {
+                ratio(x.with_softirq_us_per_pkt(), cp)
+            } else {
+                "–".into()
+            };
+            lines.push(format!(
+                "| {label} | {} | {} | {} | {} |",
+                x.relay,
+                ratio(x.process_us_per_pkt(), cp),
+                ratio(x.with_softirq_us_per_pkt(), cs),
+                literal
+            ));
         }
     }
     if !lines.is_empty() {
         let _ = writeln!(
             md,
-            "CPU-µs per relayed packet relative to coTURN (target ≤ 0.50):\n"
+            "CPU per relayed packet relative to coTURN. Targets: uturn's process ≤ 0.50 × coTURN's \
+             process (issue 3); uturn-xdp's process + softirq ≤ 0.10 × coTURN's CPU (issue 4). The \
+             last column is that literal measure (against coTURN's process alone, so uturn-xdp is \
+             charged the generator's softirq and coTURN is not); the like-for-like column charges both \
+             the same system-wide softirq.\n"
         );
-        let _ = writeln!(md, "| row | relay | ÷ coTURN |\n|---|---|---:|");
+        let _ = writeln!(
+            md,
+            "| row | relay | process ÷ coTURN process | like-for-like: (process + softirq) ÷ (coTURN process + softirq) | literal (XDP): (process + softirq) ÷ coTURN process |\n|---|---|---:|---:|---:|"
+        );
         for l in lines {
             let _ = writeln!(md, "{l}");
         }
@@ -504,11 +645,31 @@ mod tests {
         b.profile = None;
         b.relay = "coturn".into();
         b.window.relay_cpu_secs = 8.0;
-        b.figures = crate::measure::CpuFigures::derive(&b.window, b.summary.relayed_packets, 1);
-        let steps = vec![
+        b.figures =
+            crate::measure::CpuFigures::derive(&b.window, b.summary.relayed_packets, 1, None);
+        // uturn-xdp: 0.1 s of process time, the same 1 s of softirq, and
+        // 41 ms of XDP program time over 205 000 runs.
+        let mut x = a.clone();
+        x.profile = None;
+        x.relay = "uturn-xdp".into();
+        x.counts_softirq = true;
+        x.window.relay_cpu_secs = 0.1;
+        x.window.bpf = Some(crate::bpfstats::BpfWindow {
+            programs: 1,
+            run_time_ns: 41_000_000,
+            run_cnt: 205_000,
+        });
+        x.figures =
+            crate::measure::CpuFigures::derive(&x.window, x.summary.relayed_packets, 1, None);
+        let mut steps = vec![
             result_with(50, 0.0, 10.0, 4_000.0),
             result_with(100, 0.0, 20.0, 8_000.0),
+            result_with(150, 0.0, 95.0, 12_000.0),
         ];
+        for s in &mut steps {
+            s.figures.budget_cores = Some(0.25);
+            s.figures.budget_used_pct = Some(80.0);
+        }
         Report {
             command: "uturn-testbed compare".into(),
             started_utc: "2026-01-01 00:00:00 UTC".into(),
@@ -523,7 +684,8 @@ mod tests {
             load_cpus: "0".into(),
             relay_threads: 1,
             relays: vec!["uturn-uring".into(), "coturn".into()],
-            rows: vec![a, b],
+            sweep_cpu_limit: Some(0.25),
+            rows: vec![a, b, x],
             sweeps: vec![Sweep {
                 relay: "uturn-uring".into(),
                 steps,
@@ -544,9 +706,31 @@ mod tests {
         assert!(md.contains("| row1 | uturn-uring |"));
         assert!(md.contains("| 4.88 |"), "{md}");
         assert!(md.contains("| 19.51 |"), "{md}");
-        assert!(md.contains("| row1 | uturn-uring | 0.25 |"), "{md}");
-        assert!(md.contains("| uturn-uring | 8000 |"), "{md}");
-        assert!(md.contains("generator saturated"));
+        // Process ratio 0.25; like-for-like (2 + 1) / (8 + 1) = 0.33; the
+        // literal XDP measure only for uturn-xdp.
+        assert!(
+            md.contains("| row1 | uturn-uring | 0.25 | 0.33 | – |"),
+            "{md}"
+        );
+        // uturn-xdp: 0.24 µs process, (0.1 + 1) s / 410k = 2.68 µs with
+        // softirq; 2.68 / 19.51 = 0.14 literal, 2.68 / 21.95 = 0.12.
+        assert!(
+            md.contains("| row1 | uturn-xdp | 0.01 | 0.12 | 0.14 |"),
+            "{md}"
+        );
+        assert!(md.contains("| 0.24 | 2.68 |"), "{md}");
+        // 41 ms / 205k runs = 200 ns; / 410k packets = 0.100 µs.
+        assert!(md.contains("| 200 (0.100) |"), "{md}");
+        assert!(md.contains("cgroup limited to 0.25 core(s)"), "{md}");
+        // The sweep ended generator-bound: its maximum is a lower bound, and
+        // the generator-bound step is marked.
+        assert!(
+            md.contains("| uturn-uring | 0.25 | ≥ 12000 (generator-bound) |"),
+            "{md}"
+        );
+        assert!(md.contains("generator-bound: the relay's limit is higher"));
+        assert!(md.contains("| ⚠ generator-bound |"), "{md}");
+        assert_eq!(md.matches("| ⚠ generator-bound |").count(), 1, "{md}");
         assert!(
             md.contains(
                 "| row1 | uturn-uring | 70.0 | 30.0 | [kernel.kallsyms] 70.0, uturn 30.0 |"
@@ -567,12 +751,12 @@ mod tests {
         let r = report();
         let series = plot_series(&r);
         assert_eq!(series.len(), 1);
-        assert_eq!(series[0].points.len(), 2);
+        assert_eq!(series[0].points.len(), 3);
         let svg = svg(&series);
         assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
         assert!(svg.trim_end().ends_with("</svg>"));
         assert_eq!(svg.matches("<polyline").count(), 1);
-        assert_eq!(svg.matches("<circle").count(), 2);
+        assert_eq!(svg.matches("<circle").count(), 3);
         assert!(svg.contains(">uturn-uring</text>"));
         // Tags balance: every element is either self-closed or closed.
         let opens = svg.matches("<text").count();
@@ -584,7 +768,7 @@ mod tests {
             .into_iter()
             .map(|s| s.name)
             .collect();
-        assert_eq!(names, ["uturn-uring", "coturn"]);
+        assert_eq!(names, ["uturn-uring", "coturn", "uturn-xdp"]);
     }
 
     #[test]

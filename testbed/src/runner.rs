@@ -5,6 +5,12 @@
 //!
 //! A fresh relay per run keeps `VmHWM` (a lifetime high-water mark) and the
 //! relay's caches from carrying over between runs.
+//!
+//! With a CPU budget ([`Testbed::relay_cpu_limit`]) the relay runs in its own
+//! cgroup ([`crate::cgroup`]), created before it starts and removed after it
+//! stops. For relays that forward in XDP the BPF run-time statistics are on
+//! during the run ([`crate::bpfstats`]) and the program's run time over the
+//! window is part of the result.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -18,8 +24,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::bpfstats::StatsSwitch;
+use crate::cgroup::{self, CgroupError, CpuBudget, CpuCgroup, Hierarchy};
 use crate::load::{self, LoadError, LoadShape, LoadSummary, LoadTarget, Marker};
-use crate::measure::{CpuFigures, Sample, WindowCpu, GENERATOR_SATURATED_PCT};
+use crate::measure::{CpuFigures, Sample, WindowCpu};
 use crate::process::{wrapped_argv, Proc};
 use crate::procfs::{self, ProcError};
 use crate::profile::{self, Profile};
@@ -56,6 +64,8 @@ pub enum RunError {
     Proc(#[from] ProcError),
     #[error("uturn-load ran past its time limit ({0} s) and was killed")]
     LoadTimeout(u64),
+    #[error("relay CPU budget: {0}")]
+    Cgroup(#[from] CgroupError),
 }
 
 /// The fixed parts of every run: topology, binaries, CPUs, output folder.
@@ -74,6 +84,41 @@ pub struct Testbed {
     pub raw_dir: PathBuf,
     /// Profile the relay with `perf record` over each window.
     pub perf: bool,
+    /// CPU budget of the relay (cores), enforced with a cgroup; `None`
+    /// runs it unlimited on its pinned CPUs.
+    pub relay_cpu_limit: Option<CpuBudget>,
+}
+
+/// The relay under test: its process and, under a CPU budget, its cgroup.
+/// Fields drop in order, so the process is stopped before its group goes.
+#[derive(Debug)]
+pub struct Relay {
+    proc: Proc,
+    cgroup: Option<CpuCgroup>,
+}
+
+impl Relay {
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    /// The budget cgroup the relay runs in, if any.
+    pub fn cgroup(&self) -> Option<&CpuCgroup> {
+        self.cgroup.as_ref()
+    }
+
+    /// `Some(status)` once the relay has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.proc.exited()
+    }
+
+    /// Stops the relay (SIGTERM, SIGKILL after `grace`), then removes its
+    /// cgroup.
+    pub fn stop(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        let status = self.proc.stop(grace);
+        self.cgroup = None;
+        status
+    }
 }
 
 /// Everything measured in one run; also written to `raw/*.json`.
@@ -90,12 +135,26 @@ pub struct RunResult {
     pub window: WindowCpu,
     pub figures: CpuFigures,
     pub peak_rss_kib: u64,
+    /// The generator may have limited this run: its process saturated its
+    /// cores, or it fell behind its own schedule
+    /// ([`CpuFigures::generator_cpu_saturated`], [`LoadSummary::fell_behind`]).
     pub generator_saturated: bool,
     /// Kernel/user split of the relay's time (with `--perf`).
     pub profile: Option<Profile>,
 }
 
 impl RunResult {
+    /// The relay process's CPU-µs per relayed packet.
+    pub fn process_us_per_pkt(&self) -> f64 {
+        self.figures.relay_us_per_pkt
+    }
+
+    /// The relay process's plus the system's softirq CPU-µs per relayed
+    /// packet (the softirq includes the generator's own receive work).
+    pub fn with_softirq_us_per_pkt(&self) -> f64 {
+        self.figures.relay_softirq_us_per_pkt
+    }
+
     /// Packets per second that crossed the relay in the window.
     pub fn relayed_pps(&self) -> f64 {
         let secs = if self.summary.window_secs > 0.0 {
@@ -159,21 +218,41 @@ impl Testbed {
         }
     }
 
-    /// Starts `config`'s relay in the relay namespace and waits until it
-    /// answers STUN from the clients' namespace.
-    pub fn start_relay(&self, config: &RelayConfig, log: &Path) -> Result<Proc, RunError> {
-        let argv = wrapped_argv(
+    /// Starts `config`'s relay in the relay namespace (in a budget cgroup
+    /// when [`Testbed::relay_cpu_limit`] is set) and waits until it answers
+    /// STUN from the clients' namespace.
+    pub fn start_relay(&self, config: &RelayConfig, log: &Path) -> Result<Relay, RunError> {
+        let mut argv = wrapped_argv(
             Some(&self.topology.relay_ns()),
             Some(&cpu_list(&self.relay_cpus)),
             &(config.build)(&self.relay_params(), &self.relay_bins),
         );
+        let cgroup = match self.relay_cpu_limit {
+            Some(budget) => {
+                let group = CpuCgroup::create(
+                    &Hierarchy::detect()?,
+                    &cgroup::group_name(&self.topology.prefix, config.name),
+                    budget,
+                )?;
+                // Outermost: `ip netns exec` remounts /sys, hiding the cgroup
+                // file system, so the group is joined before it runs. The
+                // wrappers all exec, so the relay keeps the PID that joined,
+                // and it joins before its first thread exists.
+                argv = group.wrap_argv(&argv);
+                Some(group)
+            }
+            None => None,
+        };
         let file = File::create(log)?;
-        let mut relay = Proc::spawn(
-            config.name,
-            &argv,
-            Stdio::from(file.try_clone()?),
-            Stdio::from(file),
-        )?;
+        let mut relay = Relay {
+            proc: Proc::spawn(
+                config.name,
+                &argv,
+                Stdio::from(file.try_clone()?),
+                Stdio::from(file),
+            )?,
+            cgroup,
+        };
         let addr = self.listen_addr();
         let limit = Duration::from_secs(15);
         let deadline = Instant::now() + limit;
@@ -239,6 +318,14 @@ impl Testbed {
         far_ends.map_err(|e| std::io::Error::other(e.to_string()))?;
         let stem = format!("{label}-{}", config.name);
         let relay_log = self.raw_dir.join(format!("{stem}.relay.log"));
+        // XDP work never reaches the process: count the program's own run
+        // time (statistics on only for these runs; they cost two clock
+        // reads per program run).
+        let _bpf_stats = if config.counts_softirq {
+            StatsSwitch::on()
+        } else {
+            None
+        };
         let mut relay = self.start_relay(config, &relay_log)?;
         tracing::info!(relay = config.name, label, sessions = shape.sessions, "run");
 
@@ -276,13 +363,23 @@ impl Testbed {
             .take()
             .ok_or_else(|| std::io::Error::other("no stdout pipe"))?;
         let (relay_pid, gen_pid) = (relay.pid(), gen.pid());
+        let take = |relay: &Relay| {
+            Sample::take(relay_pid, Some(gen_pid)).map(|s| {
+                let s = s.with_cgroup(relay.cgroup());
+                if config.counts_softirq {
+                    s.with_bpf(relay_pid)
+                } else {
+                    s
+                }
+            })
+        };
         let mut start: Option<Result<Sample, ProcError>> = None;
         let mut end: Option<Result<Sample, ProcError>> = None;
         let perf_data = self.raw_dir.join(format!("{stem}.perf.data"));
         let mut perf: Option<Proc> = None;
         let tail = load::read_markers(BufReader::new(stdout), |m| match m {
             Marker::WindowStart => {
-                start = Some(Sample::take(relay_pid, Some(gen_pid)));
+                start = Some(take(&relay));
                 if self.perf {
                     perf = Proc::spawn(
                         "perf",
@@ -295,7 +392,7 @@ impl Testbed {
                 }
             }
             Marker::WindowEnd => {
-                end = Some(Sample::take(relay_pid, Some(gen_pid)));
+                end = Some(take(&relay));
                 // perf writes its data file when interrupted.
                 if let Some(mut p) = perf.take() {
                     p.stop(Duration::from_secs(20));
@@ -331,8 +428,14 @@ impl Testbed {
             &end,
             procfs::clock_ticks_per_sec(),
             &self.relay_cpus,
+            &self.load_cpus,
         );
-        let figures = CpuFigures::derive(&window, summary.relayed_packets, self.load_cpus.len());
+        let figures = CpuFigures::derive(
+            &window,
+            summary.relayed_packets,
+            self.load_cpus.len(),
+            self.relay_cpu_limit.map(|b| b.cores),
+        );
         let result = RunResult {
             relay: config.name.into(),
             label: label.into(),
@@ -340,9 +443,7 @@ impl Testbed {
             scale,
             offered_relayed_pps: shape.offered_relayed_pps(),
             counts_softirq: config.counts_softirq,
-            generator_saturated: figures
-                .generator_pct
-                .is_some_and(|g| g > GENERATOR_SATURATED_PCT),
+            generator_saturated: figures.generator_cpu_saturated() || summary.fell_behind(),
             profile: if self.perf {
                 profile::summarise(&perf_data)
             } else {
@@ -413,8 +514,11 @@ pub(crate) mod tests {
             softirq_relay_cpus_secs: 0.5,
             relay_cpus_busy_secs: 3.0,
             generator_cpu_secs: Some(gen_pct / 10.0),
+            load_cpus_busy_secs: gen_pct / 10.0,
+            throttling: None,
+            bpf: None,
         };
-        let figures = CpuFigures::derive(&window, relayed, 1);
+        let figures = CpuFigures::derive(&window, relayed, 1, None);
         RunResult {
             relay: "uturn-uring".into(),
             label: format!("sweep-{sessions}"),
@@ -435,7 +539,7 @@ pub(crate) mod tests {
                 ..Default::default()
             },
             window,
-            generator_saturated: gen_pct > GENERATOR_SATURATED_PCT,
+            generator_saturated: figures.generator_cpu_saturated(),
             figures,
             peak_rss_kib: 20480,
             profile: None,

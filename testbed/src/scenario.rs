@@ -2,6 +2,12 @@
 //! machine can offer, and the sweep that raises the offered packet rate
 //! until the relay loses more than 0.1 %.
 //!
+//! The sweep runs each relay under the same CPU budget (`--relay-cpu-limit`,
+//! [`DEFAULT_SWEEP_CPU_LIMIT`]): on a small machine an unlimited relay
+//! outlasts the load generator, and the sweep would find the generator's
+//! limit. Every step records whether it was generator-bound, so a rate the
+//! generator could not exceed is never reported as the relay's limit.
+//!
 //! Scaling changes only the number of sessions; each session keeps the
 //! seed's shape (bitrate and payload), so the per-packet work is the same as
 //! at full scale and CPU-µs per relayed packet stays comparable.
@@ -9,7 +15,6 @@
 use serde::Serialize;
 
 use crate::load::LoadShape;
-use crate::measure::GENERATOR_SATURATED_PCT;
 use crate::runner::RunResult;
 
 /// One row of the seed table.
@@ -124,16 +129,24 @@ pub const SWEEP_KBPS: u32 = 50;
 pub const SWEEP_PAYLOAD: u32 = 150;
 
 /// Session counts of the sweep's steps (each step 41.7 × 2 relayed pps per
-/// session).
+/// session). Steps are 50 sessions (4.2 k relayed pps) apart up to 800
+/// sessions (67 k pps), where budget-limited relays find their limits, and
+/// coarser above.
 pub fn sweep_sessions(quick: bool) -> Vec<u32> {
     if quick {
         vec![25, 100, 400]
     } else {
-        vec![
-            50, 100, 200, 400, 600, 800, 1000, 1300, 1600, 2000, 2500, 3000, 4000, 5000,
-        ]
+        let mut steps: Vec<u32> = (1..=16).map(|i| i * 50).collect();
+        steps.extend([1000, 1300, 1600, 2000, 2500, 3000, 4000, 5000]);
+        steps
     }
 }
+
+/// The CPU budget of every relay in a sweep, in cores, unless
+/// `--relay-cpu-limit` says otherwise. Chosen by measurement on the 2-core
+/// machine of docs/benchmarks.md so that coTURN's limit under it lies well
+/// below the load generator's (~67-83 k relayed pps on one core).
+pub const DEFAULT_SWEEP_CPU_LIMIT: f64 = 0.25;
 
 pub fn sweep_shape(sessions: u32, timing: Timing) -> LoadShape {
     LoadShape {
@@ -168,25 +181,63 @@ pub enum SweepStop {
     Failed(String),
 }
 
-/// Whether the sweep continues after `step`, and if not, why.
-/// `relay_cores` is how many CPUs the relay was pinned to.
-pub fn sweep_next(step: &RunResult, relay_cores: usize) -> Option<SweepStop> {
-    let established_all = step.summary.sessions_established >= u64::from(step.shape.sessions);
-    let relay_saturated = step.headline_pct() > GENERATOR_SATURATED_PCT * relay_cores.max(1) as f64;
-    if step.summary.loss_ratio > SWEEP_LOSS_LIMIT || !established_all {
-        if relay_saturated {
-            Some(SweepStop::RelayLoss)
-        } else {
-            Some(SweepStop::LossRelayNotSaturated)
-        }
+/// What limited one sweep step, as the report marks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum StepBound {
+    /// The generator's cores were saturated: the offered rate may not have
+    /// been delivered, and any loss may be the generator's.
+    Generator,
+    /// The relay used (nearly) all of its CPU (budget).
+    Relay,
+    /// Neither was saturated.
+    Neither,
+}
+
+/// Classifies a step. Generator saturation wins: with the generator at its
+/// limit, nothing can be concluded about the relay.
+pub fn step_bound(step: &RunResult, relay_cores: usize) -> StepBound {
+    if step.generator_saturated {
+        StepBound::Generator
     } else if step
         .figures
-        .generator_pct
-        .is_some_and(|g| g > GENERATOR_SATURATED_PCT)
+        .relay_saturated(budgeted_pct(step), relay_cores)
     {
-        Some(SweepStop::GeneratorSaturated)
+        StepBound::Relay
     } else {
-        None
+        StepBound::Neither
+    }
+}
+
+/// The relay CPU % to hold against its cores or budget: a budget limits
+/// only the process (not the XDP work in softirq), so under one the
+/// process's own figure counts.
+fn budgeted_pct(step: &RunResult) -> f64 {
+    if step.figures.budget_cores.is_some() {
+        step.figures.relay_pct
+    } else {
+        step.headline_pct()
+    }
+}
+
+/// Whether the sweep continues after `step`, and if not, why.
+/// `relay_cores` is how many CPUs the relay was pinned to.
+///
+/// Loss ends the sweep, and what bound the lossy step says whose limit it
+/// was. Without loss, a generator whose CPU is saturated ends it too (higher
+/// steps cannot be offered); one that only fell behind its schedule (other
+/// processes took its core for a moment) does not: the step is marked and
+/// the sweep goes on.
+pub fn sweep_next(step: &RunResult, relay_cores: usize) -> Option<SweepStop> {
+    let established_all = step.summary.sessions_established >= u64::from(step.shape.sessions);
+    let lossy = step.summary.loss_ratio > SWEEP_LOSS_LIMIT || !established_all;
+    match (step_bound(step, relay_cores), lossy) {
+        (StepBound::Generator, true) => Some(SweepStop::GeneratorSaturated),
+        (StepBound::Relay, true) => Some(SweepStop::RelayLoss),
+        (StepBound::Neither, true) => Some(SweepStop::LossRelayNotSaturated),
+        (_, false) if step.figures.generator_cpu_saturated() => {
+            Some(SweepStop::GeneratorSaturated)
+        }
+        (_, false) => None,
     }
 }
 
@@ -210,6 +261,13 @@ impl Sweep {
             })
             .map(RunResult::relayed_pps)
             .fold(None, |m, v| Some(m.map_or(v, |m: f64| m.max(v))))
+    }
+
+    /// Whether [`Sweep::max_ok_relayed_pps`] is the relay's own limit: the
+    /// sweep ended with the relay saturated and losing. Otherwise the
+    /// relay's limit is at least that rate and the report says so.
+    pub fn found_relay_limit(&self) -> bool {
+        self.stop == SweepStop::RelayLoss
     }
 }
 
@@ -245,6 +303,40 @@ mod tests {
             let s = sweep_sessions(quick);
             assert!(s.windows(2).all(|w| w[0] < w[1]));
         }
+        let s = sweep_sessions(false);
+        assert_eq!(s[..3], [50, 100, 150]);
+        assert_eq!(s.last(), Some(&5000));
+    }
+
+    #[test]
+    fn under_a_budget_saturation_is_judged_against_the_budget() {
+        // 20 % of a core, no loss, idle generator.
+        let mut step = result_with(300, 0.0, 50.0, 25_000.0);
+        assert_eq!(step_bound(&step, 1), StepBound::Neither);
+        step.figures.budget_cores = Some(0.2);
+        assert_eq!(step_bound(&step, 1), StepBound::Relay);
+        assert_eq!(sweep_next(&step, 1), None, "no loss: go on");
+        step.summary.loss_ratio = 0.01;
+        assert_eq!(sweep_next(&step, 1), Some(SweepStop::RelayLoss));
+        // Under a budget only the process counts, not softirq (XDP).
+        step.counts_softirq = true;
+        step.figures.relay_pct = 5.0;
+        step.figures.softirq_pct = 90.0;
+        assert_eq!(step_bound(&step, 1), StepBound::Neither);
+        // A generator-bound step overrides everything: its loss is not the
+        // relay's limit.
+        step.figures.relay_pct = 20.0;
+        step.generator_saturated = true;
+        assert_eq!(step_bound(&step, 1), StepBound::Generator);
+        assert_eq!(sweep_next(&step, 1), Some(SweepStop::GeneratorSaturated));
+        // Without loss, a generator that only fell behind (its CPU not
+        // saturated) lets the sweep go on; a saturated one ends it.
+        step.summary.loss_ratio = 0.0;
+        step.figures.generator_pct = Some(40.0);
+        assert_eq!(step_bound(&step, 1), StepBound::Generator);
+        assert_eq!(sweep_next(&step, 1), None);
+        step.figures.generator_pct = Some(90.0);
+        assert_eq!(sweep_next(&step, 1), Some(SweepStop::GeneratorSaturated));
     }
 
     #[test]
@@ -275,11 +367,13 @@ mod tests {
         };
         // The lossy step is faster but does not count.
         assert_eq!(sweep.max_ok_relayed_pps(), Some(30_000.0));
+        assert!(sweep.found_relay_limit());
         let empty = Sweep {
             relay: "x".into(),
             steps: vec![],
             stop: SweepStop::Failed("x".into()),
         };
         assert_eq!(empty.max_ok_relayed_pps(), None);
+        assert!(!empty.found_relay_limit());
     }
 }

@@ -1,6 +1,7 @@
 //! End to end, as root: the topology comes up and goes away without
 //! leftovers, and uturn (io_uring) and coTURN each relay every packet of a
-//! short run — driven by uturn-load and by coTURN's turnutils_uclient.
+//! short run — driven by uturn-load and by coTURN's turnutils_uclient —
+//! also when each runs under a CPU budget (the sweep's cgroup).
 //! No CPU figure is asserted: they depend on the machine.
 //!
 //! Uses the binaries `cargo test --workspace` builds next to this test's
@@ -9,6 +10,7 @@
 mod common;
 
 use common::{assert_gone, require_bin, require_root, testbed, unique_topology};
+use uturn_testbed::cgroup::{self, CpuBudget, Hierarchy};
 use uturn_testbed::crosscheck::{self, UclientShape};
 use uturn_testbed::load::LoadShape;
 use uturn_testbed::relay;
@@ -113,6 +115,45 @@ fn uturn_and_coturn_relay_everything_from_turnutils_uclient() {
             assert_eq!(r.stats.send_dropped, 0, "{what}");
             // The measured window is a part of the run.
             assert!(r.relayed_packets() <= 300, "{what}");
+        }
+    }
+    assert_gone(&topology);
+}
+
+#[test]
+fn a_relay_under_a_cpu_budget_runs_inside_its_cgroup_which_is_removed_after() {
+    require_root();
+    require_bin("uturn-load");
+    let topology = unique_topology('e');
+    let mut tb = testbed(&topology, "budget");
+    tb.relay_cpu_limit = Some(CpuBudget::new(0.5).unwrap());
+    let shape = LoadShape {
+        sessions: 5,
+        payload: 150,
+        kbps: 50,
+        duration_secs: 2,
+        warmup_secs: 1,
+        ramp_up_secs: 1,
+    };
+    let hierarchy = Hierarchy::detect().expect("cgroup hierarchy with cpu");
+    {
+        let _guard = topology.up().expect("topology up");
+        for name in ["uturn-uring", "coturn"] {
+            let config = relay::config(name).unwrap();
+            let r = tb
+                .run(config, "budget", &shape, 1.0)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let what = format!("{name}: {:?} {:?}", r.window, r.figures);
+            assert_eq!(r.summary.lost, 0, "{what}");
+            assert_eq!(r.figures.budget_cores, Some(0.5), "{what}");
+            assert!(r.figures.budget_used_pct.is_some(), "{what}");
+            // The group only counts periods in which it had runnable tasks:
+            // the relay (through `ip netns exec`, which hides /sys/fs/cgroup
+            // inside) ran in it.
+            let t = r.window.throttling.expect("cgroup counters sampled");
+            assert!(t.periods > 0, "{what}");
+            let group = hierarchy.group_dir(&cgroup::group_name(&topology.prefix, name));
+            assert!(!group.exists(), "{} left behind", group.display());
         }
     }
     assert_gone(&topology);

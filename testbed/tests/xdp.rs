@@ -5,7 +5,9 @@
 //! checksum offload off) is for: without it (tried) the generator's
 //! datagrams carry partial checksums, the program passes them up, and
 //! uturn relays them in userspace without loss, so only the XDP counters
-//! tell the difference.
+//! tell the difference. The kernel's BPF run-time counters, read from the
+//! relay's program descriptors as the testbed does, count every forwarded
+//! packet too.
 //!
 //! Uses the binaries `cargo test --workspace` builds next to this test's
 //! `uturn-testbed` (uturn, uturn-load); it builds nothing itself.
@@ -17,6 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{assert_gone, require_bin, require_root, testbed, unique_topology};
+use uturn_testbed::bpfstats;
 use uturn_testbed::load::{self, LoadShape, LoadTarget};
 use uturn_testbed::process::wrapped_argv;
 use uturn_testbed::relay;
@@ -75,6 +78,9 @@ fn uturn_xdp_relays_everything_through_the_kernel_path() {
         }
 
         let config = relay::config("uturn-xdp").unwrap();
+        // The program's own run-time counters, as the testbed reads them.
+        let stats = bpfstats::StatsSwitch::on();
+        assert!(stats.is_some(), "cannot enable kernel.bpf_stats_enabled");
         let relay_log = tb.raw_dir.join("uturn-xdp.relay.log");
         let mut relay = tb
             .start_relay(config, &relay_log)
@@ -118,8 +124,10 @@ fn uturn_xdp_relays_everything_through_the_kernel_path() {
             "10",
             &metrics_url,
         ]);
+        let programs = bpfstats::read_process(relay.pid());
         let alive = relay.exited().is_none();
         relay.stop(Duration::from_secs(5));
+        drop(stats);
         let log = std::fs::read_to_string(&relay_log).unwrap_or_default();
         assert!(alive, "uturn-xdp exited during the run:\n{log}");
 
@@ -164,6 +172,14 @@ fn uturn_xdp_relays_everything_through_the_kernel_path() {
             (user_to_peer + user_to_client) * 20 < xdp_to_peer + xdp_to_client,
             "{what}"
         );
+
+        // The relay's XDP program ran once for every packet it forwarded
+        // (and for the control traffic it passed up), and took time.
+        let runs: u64 = programs.values().map(|p| p.run_cnt).sum();
+        let run_ns: u64 = programs.values().map(|p| p.run_time_ns).sum();
+        assert!(!programs.is_empty(), "no BPF program fds in the relay: {what}");
+        assert!(runs >= xdp_to_peer + xdp_to_client, "{programs:?} {what}");
+        assert!(run_ns > 0, "{programs:?}");
 
         // Other relays can be measured without the preparation.
         topology.clear_far_ends().expect("clear far ends");

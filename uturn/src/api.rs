@@ -10,10 +10,13 @@
 //! Routing is a list of [`Handler`]s, each a pure function from
 //! [`HttpRequest`] to an optional [`HttpResponse`] (`None`: not my path). The
 //! first one that answers wins, so the metrics endpoint can share a listener
-//! with the API and new routes (WHIP/WHEP) are one more handler. Nothing here
-//! touches a socket, which keeps every route testable without one.
+//! with the API, and WHIP/WHEP (`whip.rs`) are one more handler. Nothing but
+//! [`HttpServer`] touches a socket, which keeps every route testable without
+//! one. The server reads at most [`MAX_BODY`] + 1 bytes of a request body, so
+//! a route sees that a body was too large without anyone buffering it whole.
 
 use std::fmt;
+use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -28,16 +31,44 @@ use uturn_turn::TimeProvider;
 /// `:` take 21 at most, so a requested name stays well inside with this cap.
 const MAX_USER_LEN: usize = 256;
 const JSON: &str = "application/json";
+/// The largest request body a route accepts (an SDP offer of a browser with
+/// many m-sections stays far below it). A longer body reaches the routes cut
+/// to `MAX_BODY + 1` bytes, which they answer with 413.
+pub const MAX_BODY: usize = 64 * 1024;
 
-/// What a route sees of a request: no headers and no body are needed yet.
+/// What a route sees of a request.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpRequest<'a> {
     pub method: &'a str,
     /// Path and query, as sent (`/?service=turn`).
     pub url: &'a str,
+    /// Header fields in the order sent, names as sent.
+    pub headers: &'a [(String, String)],
+    /// The body, at most [`MAX_BODY`] + 1 bytes of it.
+    pub body: &'a [u8],
 }
 
 impl<'a> HttpRequest<'a> {
+    /// A request without headers or body.
+    #[cfg(test)]
+    pub fn new(method: &'a str, url: &'a str) -> Self {
+        HttpRequest {
+            method,
+            url,
+            headers: &[],
+            body: &[],
+        }
+    }
+
+    /// The first value of header `name` (names compare case-insensitively,
+    /// RFC 9110 §5.1).
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn path(&self) -> &'a str {
         self.url.split_once('?').map_or(self.url, |(path, _)| path)
     }
@@ -55,17 +86,41 @@ pub struct HttpResponse {
     pub content_type: &'static str,
     /// `Allow` header, sent with 405.
     pub allow: Option<&'static str>,
+    /// Further header fields (values must be ASCII).
+    pub headers: Vec<(&'static str, String)>,
     pub body: String,
 }
 
 impl HttpResponse {
-    pub fn json(status: u16, body: &serde_json::Value) -> Self {
+    /// A response with `body` of type `content_type` and no other header.
+    pub fn new(status: u16, content_type: &'static str, body: String) -> Self {
         HttpResponse {
             status,
-            content_type: JSON,
+            content_type,
             allow: None,
-            body: body.to_string(),
+            headers: Vec::new(),
+            body,
         }
+    }
+
+    pub fn json(status: u16, body: &serde_json::Value) -> Self {
+        Self::new(status, JSON, body.to_string())
+    }
+
+    /// Adds header `name: value`.
+    #[must_use]
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// The value of header `name` among [`headers`](Self::headers).
+    #[cfg(test)]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn json_error(status: u16, message: &str) -> Self {
@@ -301,8 +356,9 @@ impl HttpServer {
 
 fn serve(server: &tiny_http::Server, stop: &AtomicBool, handlers: &[Arc<dyn Handler>]) {
     let handlers: Vec<&dyn Handler> = handlers.iter().map(|h| h.as_ref()).collect();
+    let mut body = Vec::with_capacity(MAX_BODY + 1);
     loop {
-        let request = match server.recv() {
+        let mut request = match server.recv() {
             Ok(request) => request,
             // `unblock` makes `recv` fail; other errors are per-connection.
             Err(_) if stop.load(Ordering::Acquire) => return,
@@ -311,22 +367,44 @@ fn serve(server: &tiny_http::Server, stop: &AtomicBool, handlers: &[Arc<dyn Hand
                 continue;
             }
         };
+        let headers: Vec<(String, String)> = request
+            .headers()
+            .iter()
+            .map(|h| (h.field.to_string(), h.value.to_string()))
+            .collect();
+        body.clear();
+        // One byte past the limit tells the route the body was too long;
+        // the rest is never read (tiny_http then closes the connection).
+        let limit = u64::try_from(MAX_BODY + 1).unwrap_or(u64::MAX);
+        if let Err(e) = request.as_reader().take(limit).read_to_end(&mut body) {
+            tracing::debug!(error = %e, "HTTP request body not read");
+            continue;
+        }
+        let method = request.method().as_str().to_owned();
+        let url = request.url().to_owned();
         let response = route(
             &handlers,
             &HttpRequest {
-                method: request.method().as_str(),
-                url: request.url(),
+                method: &method,
+                url: &url,
+                headers: &headers,
+                body: &body,
             },
         );
-        let mut out =
-            tiny_http::Response::from_string(response.body).with_status_code(response.status);
-        // Both header values are static ASCII, so `from_bytes` cannot fail.
-        if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", response.content_type) {
-            out.add_header(h);
-        }
-        if let Some(allow) = response.allow {
-            if let Ok(h) = tiny_http::Header::from_bytes("Allow", allow) {
-                out.add_header(h);
+        // `from_data`: unlike `from_string` it adds no Content-Type of its
+        // own, so a 204 carries none.
+        let mut out = tiny_http::Response::from_data(response.body.into_bytes())
+            .with_status_code(response.status);
+        let content_type =
+            (!response.content_type.is_empty()).then_some(("Content-Type", response.content_type));
+        let allow = response.allow.map(|allow| ("Allow", allow));
+        let fixed = content_type.into_iter().chain(allow);
+        let extra = response.headers.iter().map(|(n, v)| (*n, v.as_str()));
+        for (name, value) in fixed.chain(extra) {
+            match tiny_http::Header::from_bytes(name, value) {
+                Ok(h) => out.add_header(h),
+                // Routes build values from ASCII text; a non-ASCII one is a bug.
+                Err(()) => tracing::warn!(header = name, "HTTP header value is not ASCII; dropped"),
             }
         }
         if let Err(e) = request.respond(out) {
@@ -375,7 +453,7 @@ mod tests {
     }
 
     fn call(api: &CredentialApi, method: &str, url: &str) -> (u16, serde_json::Value) {
-        let response = route(&[api], &HttpRequest { method, url });
+        let response = route(&[api], &HttpRequest::new(method, url));
         assert_eq!(response.content_type, JSON);
         let body = serde_json::from_str(&response.body).unwrap();
         (response.status, body)
@@ -467,12 +545,7 @@ mod tests {
         assert_eq!(call(&api, "POST", "/healthz").0, 405);
         assert_eq!(call(&api, "GET", "/nope").0, 404);
 
-        let response = api
-            .handle(&HttpRequest {
-                method: "GET",
-                url: "/",
-            })
-            .unwrap();
+        let response = api.handle(&HttpRequest::new("GET", "/")).unwrap();
         assert_eq!(response.allow, Some("POST"));
     }
 
@@ -512,6 +585,61 @@ mod tests {
         assert!(wrong.contains("Allow: POST"), "{wrong}");
 
         // Returns only once the thread has seen the stop flag and ended.
+        server.stop();
+    }
+
+    /// Echoes what a route saw of the request, in headers and body.
+    #[derive(Debug)]
+    struct Echo;
+
+    impl Handler for Echo {
+        fn handle(&self, request: &HttpRequest<'_>) -> Option<HttpResponse> {
+            let body = String::from_utf8_lossy(request.body).into_owned();
+            Some(
+                HttpResponse::new(201, "text/plain", format!("{}:{body}", request.body.len()))
+                    .with_header("X-Seen", request.header("x-custom").unwrap_or("none")),
+            )
+        }
+    }
+
+    #[test]
+    fn passes_headers_and_bodies_both_ways() {
+        use std::io::{Read, Write};
+
+        let server =
+            HttpServer::spawn("127.0.0.1:0".parse().unwrap(), vec![Arc::new(Echo)]).unwrap();
+        let addr = server.addr();
+        let request = |head: &str, body: &[u8]| {
+            let mut stream = std::net::TcpStream::connect(addr).unwrap();
+            stream.write_all(head.as_bytes()).unwrap();
+            // The server may answer before reading a body past MAX_BODY.
+            let _ = stream.write_all(body);
+            let mut response = Vec::new();
+            let _ = stream.read_to_end(&mut response);
+            String::from_utf8_lossy(&response).into_owned()
+        };
+        let response = request(
+            "POST /x HTTP/1.1\r\nHost: x\r\nX-Custom: hello\r\nContent-Length: 5\r\nConnection: close\r\n\r\n",
+            b"v=0\r\n",
+        );
+        assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+        assert!(response.contains("X-Seen: hello"), "{response}");
+        assert!(response.contains("Content-Type: text/plain"), "{response}");
+        assert!(response.ends_with("5:v=0\r\n"), "{response}");
+
+        // A body past the limit reaches the route cut to MAX_BODY + 1 bytes.
+        let big = vec![b'a'; MAX_BODY + 100];
+        let head = format!(
+            "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            big.len()
+        );
+        let response = request(&head, &big);
+        assert!(
+            // (chunked: the length is the body's first characters after the chunk size)
+            response.contains(&format!("\r\n{}:aaa", MAX_BODY + 1)),
+            "{}",
+            &response[..response.len().min(300)]
+        );
         server.stop();
     }
 

@@ -1,7 +1,9 @@
 //! The `uturn` binary: reads the configuration (flags over a TOML file),
-//! builds one TURN control plane per dataplane worker, starts the dataplane,
-//! the HTTP credential API and the metrics endpoint, and runs until SIGTERM or
-//! SIGINT, when it ends every allocation and exits 0.
+//! builds one TURN control plane per dataplane worker and, with `--api`, the
+//! media relay's registry (WHIP/WHEP, docs/media.md), starts the dataplane,
+//! the HTTP API (credentials, WHIP/WHEP, the demo page) and the metrics
+//! endpoint, and runs until SIGTERM or SIGINT, when it ends every allocation
+//! and media session and exits 0.
 //!
 //! Exit codes: 0 after a clean shutdown, 2 for a usage or configuration error
 //! (clap's convention), 1 when the relay cannot start or stop cleanly.
@@ -11,28 +13,34 @@
 mod api;
 mod config;
 mod metrics;
+mod whip;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use clap::Parser;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tracing_subscriber::EnvFilter;
 use uturn_dataplane::{Dataplane, ServerFactory};
+use uturn_media::{Registry, RegistryConfig, Signalling};
 use uturn_turn::{Server, Shared, SystemTimeProvider, TimeProvider};
 
 use crate::api::{CredentialApi, Handler, HttpServer};
 use crate::config::{Config, LogLevel, Settings};
 use crate::metrics::MetricsEndpoint;
+use crate::whip::WhipApi;
 
 /// Failures after the configuration was accepted.
 #[derive(Debug, thiserror::Error)]
 enum StartError {
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("cannot create the DTLS certificate: {0}")]
+    Certificate(uturn_dtls::Error),
     #[error("cannot start the dataplane: {0}")]
     Dataplane(#[from] uturn_dataplane::Error),
     #[error(transparent)]
@@ -108,12 +116,14 @@ fn run(settings: Settings) -> Result<(), StartError> {
         let time = time.clone();
         Arc::new(move |_worker| Server::new(server_config.clone(), shared.clone(), time.clone()))
     };
+    let media = media_registry(&settings)?;
     let xdp = attach_xdp(&settings);
-    let dataplane_config =
+    let mut dataplane_config =
         settings.dataplane_config(Arc::new(server_config.peer_filter.clone()), xdp.clone());
+    dataplane_config.media = media.clone();
     let dataplane = Dataplane::start(dataplane_config, factory)?;
 
-    let http = match start_http(&settings, &dataplane, xdp.clone(), time) {
+    let http = match start_http(&settings, &dataplane, xdp.clone(), time, media) {
         Ok(http) => http,
         Err(e) => {
             if let Err(e) = dataplane.shutdown() {
@@ -160,6 +170,33 @@ fn run(settings: Settings) -> Result<(), StartError> {
     Ok(())
 }
 
+/// The media relay's registry, shared by the WHIP/WHEP routes and every
+/// worker's media engine. Only with `--api`: without signalling no media
+/// session can exist, and a TURN-only relay runs no media engine at all.
+fn media_registry(settings: &Settings) -> Result<Option<Arc<Registry>>, StartError> {
+    if settings.api.is_none() {
+        return Ok(None);
+    }
+    let candidates = settings.media_candidates();
+    if candidates.is_empty() {
+        tracing::warn!(
+            "no listener has an address to announce as an ICE candidate: \
+             WHIP/WHEP sessions cannot connect; set --relay-ip"
+        );
+    }
+    let certificate = uturn_dtls::Certificate::generate().map_err(StartError::Certificate)?;
+    let announced: Vec<String> = candidates.iter().map(ToString::to_string).collect();
+    tracing::info!(candidates = %announced.join(","), "media relay enabled (WHIP/WHEP on --api)");
+    Ok(Some(Registry::new(RegistryConfig {
+        candidates,
+        srtp_profiles: settings.srtp_profiles.clone(),
+        workers: settings.threads,
+        max_sessions: settings.max_media_sessions,
+        certificate,
+        unix_epoch: (Instant::now(), SystemTime::now()),
+    })))
+}
+
 /// Loads and attaches the XDP fast path for `--xdp`. Any failure is one
 /// log line, and uturn relays everything through its userspace path.
 fn attach_xdp(settings: &Settings) -> Option<Arc<uturn_ebpf::XdpFastPath>> {
@@ -192,6 +229,7 @@ fn start_http(
     dataplane: &Dataplane,
     xdp: Option<Arc<uturn_ebpf::XdpFastPath>>,
     time: Arc<dyn TimeProvider>,
+    media: Option<Arc<Registry>>,
 ) -> Result<Vec<HttpServer>, StartError> {
     let mut sites: Vec<(std::net::SocketAddr, Vec<Arc<dyn Handler>>)> = Vec::new();
     if let Some(addr) = settings.api {
@@ -201,7 +239,18 @@ fn start_http(
             settings.turn_uris(),
             time,
         );
-        sites.push((addr, vec![Arc::new(api)]));
+        let mut handlers: Vec<Arc<dyn Handler>> = Vec::new();
+        // First: it takes `GET /` (the demo page) and leaves `POST /` to
+        // the credential API.
+        if let Some(registry) = media {
+            let signalling: Arc<dyn Signalling> = registry;
+            handlers.push(Arc::new(WhipApi::new(
+                signalling,
+                settings.whip_token.clone(),
+            )));
+        }
+        handlers.push(Arc::new(api));
+        sites.push((addr, handlers));
     }
     if let Some(addr) = settings.metrics {
         let endpoint: Arc<dyn Handler> = Arc::new(MetricsEndpoint::new(

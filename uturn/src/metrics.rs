@@ -11,6 +11,11 @@
 //! scrape time from the program's per-rule, per-CPU counters (rules already
 //! removed keep their totals), next to the userspace `uturn_relayed_*`.
 //! All relayed traffic is the sum of both.
+//!
+//! The media relay's engines (one per worker, docs/media.md) keep their own
+//! counters ([`MediaStats`]), which each worker copies into its [`Counters`];
+//! `uturn_media_*` sums them at scrape time (zeros without the media relay,
+//! so dashboards see the same series either way).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,6 +28,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use uturn_dataplane::{Counters, DropReason};
 use uturn_ebpf::XdpFastPath;
+use uturn_media::MediaStats;
 
 use crate::api::{Handler, HttpRequest, HttpResponse};
 use crate::config::VERSION;
@@ -36,6 +42,49 @@ pub struct RelayCollector {
     counters: Arc<[Counters]>,
     backend: &'static str,
     xdp: Option<Arc<XdpFastPath>>,
+}
+
+/// The media engines' counters added up.
+fn sum_media(all: impl Iterator<Item = MediaStats>) -> MediaStats {
+    let mut t = MediaStats::default();
+    for s in all {
+        let fields = [
+            (&mut t.sessions, s.sessions),
+            (&mut t.sessions_started, s.sessions_started),
+            (&mut t.sessions_ended, s.sessions_ended),
+            (&mut t.streams, s.streams),
+            (&mut t.viewers, s.viewers),
+            (&mut t.ice_checks, s.ice_checks),
+            (&mut t.ice_rejected, s.ice_rejected),
+            (&mut t.consent_lost, s.consent_lost),
+            (&mut t.dtls_connected, s.dtls_connected),
+            (&mut t.dtls_failures, s.dtls_failures),
+            (&mut t.rtp_in, s.rtp_in),
+            (&mut t.rtcp_in, s.rtcp_in),
+            (&mut t.bytes_in, s.bytes_in),
+            (&mut t.rtp_out, s.rtp_out),
+            (&mut t.rtcp_out, s.rtcp_out),
+            (&mut t.bytes_out, s.bytes_out),
+            (&mut t.srtp_auth_failures, s.srtp_auth_failures),
+            (&mut t.srtp_replays, s.srtp_replays),
+            (&mut t.malformed, s.malformed),
+            (&mut t.unknown_ssrc, s.unknown_ssrc),
+            (&mut t.keyframe_requests, s.keyframe_requests),
+            (&mut t.nacks_received, s.nacks_received),
+            (&mut t.nacks_answered, s.nacks_answered),
+            (&mut t.sr_sent, s.sr_sent),
+            (&mut t.rr_sent, s.rr_sent),
+            (&mut t.unexpected_media, s.unexpected_media),
+            (&mut t.unknown_source, s.unknown_source),
+            (&mut t.forwarded_out, s.forwarded_out),
+            (&mut t.forwarded_in, s.forwarded_in),
+            (&mut t.transmits_dropped, s.transmits_dropped),
+        ];
+        for (total, value) in fields {
+            *total = total.wrapping_add(value);
+        }
+    }
+    t
 }
 
 /// Every worker's counters added up.
@@ -94,6 +143,154 @@ impl RelayCollector {
             backend,
             xdp,
         }
+    }
+
+    /// The media relay's series (`uturn_media_*`).
+    fn encode_media(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let t = sum_media(self.counters.iter().map(Counters::media));
+        let gauges = [
+            (
+                "uturn_media_sessions",
+                "Live media sessions (WHIP publishers and WHEP viewers) past their first ICE check",
+                t.sessions,
+            ),
+            (
+                "uturn_media_streams",
+                "Streams with a publisher whose fan-out runs",
+                t.streams,
+            ),
+            (
+                "uturn_media_viewers",
+                "Viewers attached to streams",
+                t.viewers,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let g = gauge(value);
+            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+
+        let counters = [
+            (
+                "uturn_media_sessions_started",
+                "Media sessions that completed their first ICE check",
+                t.sessions_started,
+            ),
+            (
+                "uturn_media_sessions_ended",
+                "Media sessions ended (DELETE, close_notify, consent loss, publisher gone)",
+                t.sessions_ended,
+            ),
+            (
+                "uturn_media_ice_checks",
+                "ICE connectivity checks answered",
+                t.ice_checks,
+            ),
+            (
+                "uturn_media_ice_rejected",
+                "ICE checks for a media ufrag that failed authentication or were refused",
+                t.ice_rejected,
+            ),
+            (
+                "uturn_media_consent_lost",
+                "Media sessions ended by ICE consent expiry (RFC 7675)",
+                t.consent_lost,
+            ),
+            (
+                "uturn_media_dtls_handshakes",
+                "DTLS handshakes completed",
+                t.dtls_connected,
+            ),
+            (
+                "uturn_media_dtls_failures",
+                "DTLS associations that failed (fingerprint, profile, timeout, protocol)",
+                t.dtls_failures,
+            ),
+            (
+                "uturn_media_keyframe_requests",
+                "Keyframe requests (PLI/FIR) sent to publishers",
+                t.keyframe_requests,
+            ),
+            (
+                "uturn_media_nacks_received",
+                "NACKs received from viewers",
+                t.nacks_received,
+            ),
+            (
+                "uturn_media_retransmissions",
+                "Packets retransmitted from the packet cache in answer to NACKs",
+                t.nacks_answered,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let c = ConstCounter::new(value);
+            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+
+        let mut family = encoder.encode_descriptor(
+            "uturn_media_packets",
+            "SRTP and SRTCP packets, by protocol and direction",
+            None,
+            MetricType::Counter,
+        )?;
+        for (protocol, direction, value) in [
+            ("rtp", "in", t.rtp_in),
+            ("rtp", "out", t.rtp_out),
+            ("rtcp", "in", t.rtcp_in),
+            ("rtcp", "out", t.rtcp_out),
+        ] {
+            let labels = [("protocol", protocol), ("direction", direction)];
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "uturn_media_bytes",
+            "SRTP and SRTCP bytes, by direction",
+            None,
+            MetricType::Counter,
+        )?;
+        for (direction, value) in [("in", t.bytes_in), ("out", t.bytes_out)] {
+            let labels = [("direction", direction)];
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "uturn_media_rtcp_reports",
+            "Sender reports to viewers and receiver reports to publishers",
+            None,
+            MetricType::Counter,
+        )?;
+        for (kind, value) in [("sr", t.sr_sent), ("rr", t.rr_sent)] {
+            let labels = [("type", kind)];
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "uturn_media_dropped_packets",
+            "Media datagrams dropped, by reason",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, value) in [
+            ("srtp_auth", t.srtp_auth_failures),
+            ("srtp_replay", t.srtp_replays),
+            ("malformed", t.malformed),
+            ("unknown_ssrc", t.unknown_ssrc),
+            ("unexpected", t.unexpected_media),
+            ("unknown_source", t.unknown_source),
+            ("queue_full", t.transmits_dropped),
+        ] {
+            let labels = [("reason", reason)];
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "uturn_media_mailbox_datagrams",
+            "Datagrams handed between workers for a session homed on another one",
+            None,
+            MetricType::Counter,
+        )?;
+        for (direction, value) in [("out", t.forwarded_out), ("in", t.forwarded_in)] {
+            let labels = [("direction", direction)];
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 
     /// The XDP fast path's series; zeros when it is not attached, so that
@@ -234,7 +431,8 @@ impl Collector for RelayCollector {
         )?;
         info.encode_info(&[("backend", self.backend), ("version", VERSION)])?;
 
-        self.encode_xdp(&mut encoder)
+        self.encode_xdp(&mut encoder)?;
+        self.encode_media(&mut encoder)
     }
 }
 
@@ -272,12 +470,7 @@ impl Handler for MetricsEndpoint {
             return Some(HttpResponse::method_not_allowed("GET"));
         }
         Some(match self.render() {
-            Ok(body) => HttpResponse {
-                status: 200,
-                content_type: CONTENT_TYPE,
-                allow: None,
-                body,
-            },
+            Ok(body) => HttpResponse::new(200, CONTENT_TYPE, body),
             Err(_) => HttpResponse::json_error(500, "cannot encode metrics"),
         })
     }
@@ -392,25 +585,91 @@ mod tests {
     #[test]
     fn endpoint_routes() {
         let metrics = MetricsEndpoint::new(counters(1), "epoll", None);
-        let get = HttpRequest {
-            method: "GET",
-            url: "/metrics",
-        };
+        let get = HttpRequest::new("GET", "/metrics");
         let response = metrics.handle(&get).unwrap();
         assert_eq!(response.status, 200);
         assert_eq!(response.content_type, CONTENT_TYPE);
         assert!(response.body.contains("uturn_workers 1"));
 
-        let post = HttpRequest {
-            method: "POST",
-            url: "/metrics",
-        };
+        let post = HttpRequest::new("POST", "/metrics");
         assert_eq!(metrics.handle(&post).unwrap().status, 405);
 
-        let other = HttpRequest {
-            method: "GET",
-            url: "/other",
-        };
+        let other = HttpRequest::new("GET", "/other");
         assert!(metrics.handle(&other).is_none());
+    }
+
+    #[test]
+    fn media_series_sum_every_engine() {
+        let engines = vec![
+            MediaStats {
+                sessions: 2,
+                viewers: 1,
+                streams: 1,
+                rtp_in: 10,
+                rtp_out: 40,
+                bytes_out: 4000,
+                srtp_auth_failures: 3,
+                keyframe_requests: 1,
+                sr_sent: 5,
+                forwarded_out: 7,
+                ..MediaStats::default()
+            },
+            MediaStats {
+                sessions: 3,
+                viewers: 3,
+                rtp_out: 2,
+                srtp_replays: 4,
+                nacks_answered: 6,
+                dtls_failures: 1,
+                ..MediaStats::default()
+            },
+        ];
+        let c = counters(2);
+        for (worker, stats) in c.iter().zip(&engines) {
+            worker.set_media(stats);
+        }
+        let metrics = MetricsEndpoint::new(c, "epoll", None);
+        let text = metrics.render().unwrap();
+        for (series, value) in [
+            ("uturn_media_sessions", 5),
+            ("uturn_media_viewers", 4),
+            ("uturn_media_streams", 1),
+            (
+                "uturn_media_packets_total{protocol=\"rtp\",direction=\"in\"}",
+                10,
+            ),
+            (
+                "uturn_media_packets_total{protocol=\"rtp\",direction=\"out\"}",
+                42,
+            ),
+            ("uturn_media_bytes_total{direction=\"out\"}", 4000),
+            ("uturn_media_dropped_packets_total{reason=\"srtp_auth\"}", 3),
+            (
+                "uturn_media_dropped_packets_total{reason=\"srtp_replay\"}",
+                4,
+            ),
+            ("uturn_media_keyframe_requests_total", 1),
+            ("uturn_media_retransmissions_total", 6),
+            ("uturn_media_dtls_failures_total", 1),
+            ("uturn_media_rtcp_reports_total{type=\"sr\"}", 5),
+            ("uturn_media_mailbox_datagrams_total{direction=\"out\"}", 7),
+        ] {
+            assert_eq!(sample(&text, series), Some(value), "{series}\n{text}");
+        }
+        assert!(text.contains("# TYPE uturn_media_sessions gauge"));
+        assert!(text.ends_with("# EOF\n"));
+
+        // Without the media relay the series are there, at zero.
+        let text = MetricsEndpoint::new(counters(1), "epoll", None)
+            .render()
+            .unwrap();
+        assert_eq!(sample(&text, "uturn_media_sessions"), Some(0));
+        assert_eq!(
+            sample(
+                &text,
+                "uturn_media_dropped_packets_total{reason=\"malformed\"}"
+            ),
+            Some(0)
+        );
     }
 }

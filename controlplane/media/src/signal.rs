@@ -113,8 +113,13 @@ pub trait Signalling: Send + Sync {
     ) -> Result<PatchOutcome, SignalError>;
     /// DELETE on a session's Location: ends it (a publisher's end ends its
     /// viewers' sessions too).
-    fn delete(&self, now: Instant, kind: Kind, stream: &str, session: &str)
-        -> Result<(), SignalError>;
+    fn delete(
+        &self,
+        now: Instant,
+        kind: Kind,
+        stream: &str,
+        session: &str,
+    ) -> Result<(), SignalError>;
     /// Streams with a publisher now.
     fn streams(&self) -> Vec<StreamInfo>;
 }

@@ -363,7 +363,7 @@ impl<'a> UnknownAttributes<'a> {
 
     /// Checks an UNKNOWN-ATTRIBUTES value: 16-bit types, so an even length.
     pub fn from_wire(value: &'a [u8]) -> Result<UnknownAttributes<'a>, Error> {
-        if value.len() % 2 != 0 {
+        if !value.len().is_multiple_of(2) {
             return Err(Error::InvalidAttribute {
                 typ: AttributeType::UNKNOWN_ATTRIBUTES,
                 reason: "odd length",
@@ -534,7 +534,7 @@ impl<'a> Attribute<'a> {
                 Attribute::MessageIntegrity(v.try_into().map_err(|_| invalid("length is not 20"))?)
             }
             AttributeType::MESSAGE_INTEGRITY_SHA256 => {
-                if !(16..=32).contains(&v.len()) || v.len() % 4 != 0 {
+                if !(16..=32).contains(&v.len()) || !v.len().is_multiple_of(4) {
                     return Err(invalid("length is not 16..=32 in steps of 4"));
                 }
                 Attribute::MessageIntegritySha256(v)

@@ -108,7 +108,7 @@ impl<'b> MessageBuilder<'b> {
         key: &[u8],
         len: usize,
     ) -> Result<(), Error> {
-        if !(16..=MESSAGE_INTEGRITY_SHA256_LEN).contains(&len) || len % 4 != 0 {
+        if !(16..=MESSAGE_INTEGRITY_SHA256_LEN).contains(&len) || !len.is_multiple_of(4) {
             return Err(Error::InvalidValue("MESSAGE-INTEGRITY-SHA256 length"));
         }
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)

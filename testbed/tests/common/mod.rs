@@ -73,6 +73,7 @@ pub fn testbed(topology: &Topology, raw: &str) -> Testbed {
         relay_threads: 1,
         load_threads: 1,
         perf: false,
+        relay_cpu_limit: None,
         raw_dir: std::env::temp_dir().join(format!("uturn-testbed-e2e-{}-{raw}", topology.prefix)),
     }
 }

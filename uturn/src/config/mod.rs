@@ -56,6 +56,12 @@ const DEFAULT_REST_TTL_SECS: u64 = 86400;
 const DEFAULT_BATCH_WAIT_US: u32 = 1000;
 /// Past 10 ms the added latency would matter to media.
 const MAX_BATCH_WAIT_US: u32 = 10_000;
+/// `--max-media-sessions`: publishers and viewers on the whole relay.
+const DEFAULT_MAX_MEDIA_SESSIONS: usize = 1000;
+/// `--srtp-profile` when none is given: GCM first (an AEAD, cheaper per
+/// packet here, docs/benchmarks.md), CM-HMAC for peers without it.
+const DEFAULT_SRTP_PROFILES: [SrtpProfile; 2] =
+    [SrtpProfile::AeadAes128Gcm, SrtpProfile::Aes128CmSha1_80];
 
 /// Command-line flags and TOML file keys: the same struct is filled by both.
 ///
@@ -136,9 +142,26 @@ pub struct Config {
     #[arg(long, value_name = "US")]
     pub batch_wait_us: Option<u32>,
 
-    /// HTTP address of the credential API (POST /?service=turn&username=NAME).
+    /// HTTP address of the credential API (POST /?service=turn&username=NAME)
+    /// and of the media relay: WHIP at /whip/NAME, WHEP at /whep/NAME, the
+    /// demo page at /.
     #[arg(long, value_name = "ADDR:PORT")]
     pub api: Option<SocketAddr>,
+
+    /// Bearer token that WHIP/WHEP requests on --api must carry
+    /// (`Authorization: Bearer TOKEN`) [default: none, anyone may publish].
+    #[arg(long, value_name = "TOKEN")]
+    pub whip_token: Option<String>,
+
+    /// SRTP protection profile offered in DTLS use_srtp, in preference
+    /// order (repeatable) [default: aead-aes128-gcm, then aes128-cm-sha1-80].
+    #[arg(long, value_enum, value_name = "PROFILE")]
+    pub srtp_profile: Option<Vec<SrtpProfile>>,
+
+    /// Media sessions (WHIP publishers and WHEP viewers) on the whole relay;
+    /// past it a POST is answered 503 [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub max_media_sessions: Option<usize>,
 
     /// HTTP address serving Prometheus metrics at /metrics.
     #[arg(long, value_name = "ADDR:PORT")]
@@ -209,6 +232,36 @@ pub enum XdpMode {
     Native,
     /// In the kernel's generic receive path, for any driver (slower).
     Generic,
+}
+
+/// `--srtp-profile`: the DTLS-SRTP protection profiles uturn implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+pub enum SrtpProfile {
+    /// SRTP_AEAD_AES_128_GCM (RFC 7714 §14.2).
+    #[value(name = "aead-aes128-gcm")]
+    #[serde(rename = "aead-aes128-gcm")]
+    AeadAes128Gcm,
+    /// SRTP_AES128_CM_HMAC_SHA1_80 (RFC 5764 §4.1.2).
+    #[value(name = "aes128-cm-sha1-80")]
+    #[serde(rename = "aes128-cm-sha1-80")]
+    Aes128CmSha1_80,
+}
+
+impl SrtpProfile {
+    /// The flag's value for this profile.
+    pub fn name(self) -> &'static str {
+        match self {
+            SrtpProfile::AeadAes128Gcm => "aead-aes128-gcm",
+            SrtpProfile::Aes128CmSha1_80 => "aes128-cm-sha1-80",
+        }
+    }
+
+    pub fn profile(self) -> uturn_srtp::Profile {
+        match self {
+            SrtpProfile::AeadAes128Gcm => uturn_srtp::Profile::AeadAes128Gcm,
+            SrtpProfile::Aes128CmSha1_80 => uturn_srtp::Profile::Aes128CmSha1_80,
+        }
+    }
 }
 
 /// `--backend`.
@@ -385,6 +438,12 @@ pub enum ConfigError {
     ZeroSeconds(&'static str),
     #[error("--realm must not be empty")]
     EmptyRealm,
+    #[error("--whip-token must be 1 or more of A-Z a-z 0-9 - . _ ~ + / followed by any '=' (RFC 6750 §2.1)")]
+    BadWhipToken,
+    #[error("--srtp-profile {0} is given twice")]
+    DuplicateSrtpProfile(&'static str),
+    #[error("--max-media-sessions must be at least 1")]
+    ZeroMediaSessions,
 }
 
 impl Config {
@@ -428,6 +487,9 @@ impl Config {
             backend: self.backend.or(file.backend),
             batch_wait_us: self.batch_wait_us.or(file.batch_wait_us),
             api: self.api.or(file.api),
+            whip_token: self.whip_token.or(file.whip_token),
+            srtp_profile: self.srtp_profile.or(file.srtp_profile),
+            max_media_sessions: self.max_media_sessions.or(file.max_media_sessions),
             metrics: self.metrics.or(file.metrics),
             log_level: self.log_level.or(file.log_level),
             software: self.software.or(file.software),
@@ -533,6 +595,27 @@ impl Config {
             "channel-lifetime",
         )?;
 
+        if self
+            .whip_token
+            .as_deref()
+            .is_some_and(|t| !valid_bearer_token(t))
+        {
+            return Err(ConfigError::BadWhipToken);
+        }
+        let srtp_profiles = self
+            .srtp_profile
+            .unwrap_or_else(|| DEFAULT_SRTP_PROFILES.to_vec());
+        for (i, profile) in srtp_profiles.iter().enumerate() {
+            if srtp_profiles[..i].contains(profile) {
+                return Err(ConfigError::DuplicateSrtpProfile(profile.name()));
+            }
+        }
+        let max_media_sessions = match self.max_media_sessions {
+            Some(0) => return Err(ConfigError::ZeroMediaSessions),
+            Some(n) => n,
+            None => DEFAULT_MAX_MEDIA_SESSIONS,
+        };
+
         let software = if self.no_software {
             None
         } else {
@@ -557,6 +640,12 @@ impl Config {
             },
             batch_wait: Duration::from_micros(u64::from(batch_wait_us)),
             api: self.api,
+            whip_token: self.whip_token,
+            srtp_profiles: srtp_profiles
+                .into_iter()
+                .map(SrtpProfile::profile)
+                .collect(),
+            max_media_sessions,
             metrics: self.metrics,
             software,
             user_quota: self.user_quota.unwrap_or(0),
@@ -575,4 +664,13 @@ impl Config {
             channel_lifetime,
         })
     }
+}
+
+/// RFC 6750 §2.1's `b64token`: what may follow `Bearer ` in Authorization.
+fn valid_bearer_token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
 }

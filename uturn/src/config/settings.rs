@@ -212,6 +212,11 @@ pub struct Settings {
     /// `--batch-wait-us`: see `uturn_dataplane::Config::batch_wait`.
     pub batch_wait: Duration,
     pub api: Option<SocketAddr>,
+    /// `--whip-token`: the bearer token WHIP/WHEP requests need, if any.
+    pub whip_token: Option<String>,
+    /// `--srtp-profile`, in preference order, never empty.
+    pub srtp_profiles: Vec<uturn_srtp::Profile>,
+    pub max_media_sessions: usize,
     pub metrics: Option<SocketAddr>,
     pub software: Option<String>,
     pub user_quota: u32,
@@ -323,6 +328,51 @@ impl Settings {
             batch_wait: self.batch_wait,
             media: None,
         }
+    }
+
+    /// The media relay's ICE host candidates (RFC 8445 §5.1.1.1): every
+    /// listener, with `--external-ip` applied. A wildcard listener stands for
+    /// the relay IP of its family (the address the operator chose to
+    /// advertise), as it does for TURN URIs.
+    pub fn media_candidates(&self) -> Vec<SocketAddr> {
+        let listeners: Vec<SocketAddr> = self
+            .listen
+            .iter()
+            .filter_map(|l| match l.ip() {
+                ip if !ip.is_unspecified() => Some(*l),
+                IpAddr::V4(_) => self
+                    .relay
+                    .ipv4
+                    .map(|ip| SocketAddr::new(IpAddr::V4(ip), l.port())),
+                IpAddr::V6(_) => self
+                    .relay
+                    .ipv6
+                    .map(|ip| SocketAddr::new(IpAddr::V6(ip), l.port())),
+            })
+            .collect();
+        // `--external-ip PUBLIC[/PRIVATE]` maps the relay IP of its family
+        // (PRIVATE, when given, is that relay IP: see `resolve_relay_ips`).
+        let external: Vec<uturn_ice::ExternalIp> = [
+            self.relay
+                .external_ipv4
+                .zip(self.relay.ipv4)
+                .map(|(public, private)| (IpAddr::V4(public), IpAddr::V4(private))),
+            self.relay
+                .external_ipv6
+                .zip(self.relay.ipv6)
+                .map(|(public, private)| (IpAddr::V6(public), IpAddr::V6(private))),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|(public, private)| uturn_ice::ExternalIp {
+            public,
+            private: Some(private),
+        })
+        .collect();
+        uturn_ice::candidates(&listeners, &external)
+            .into_iter()
+            .map(|c| c.address)
+            .collect()
     }
 
     /// TURN URIs (RFC 7065) clients should use, one per listener: the

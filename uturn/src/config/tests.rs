@@ -654,3 +654,114 @@ fn batch_wait_reaches_the_dataplane() {
     let dp = s.dataplane_config(filter, None);
     assert_eq!(dp.batch_wait, Duration::from_micros(123));
 }
+
+#[test]
+fn media_defaults() {
+    let s = resolve(cli("")).unwrap();
+    assert_eq!(s.whip_token, None);
+    assert_eq!(
+        s.srtp_profiles,
+        vec![
+            uturn_srtp::Profile::AeadAes128Gcm,
+            uturn_srtp::Profile::Aes128CmSha1_80
+        ]
+    );
+    assert_eq!(s.max_media_sessions, 1000);
+}
+
+#[test]
+fn media_flags_and_toml_keys() {
+    let s = resolve(cli(
+        "--whip-token abc.DEF-_~+/== --srtp-profile aes128-cm-sha1-80 --srtp-profile aead-aes128-gcm --max-media-sessions 7",
+    ))
+    .unwrap();
+    assert_eq!(s.whip_token.as_deref(), Some("abc.DEF-_~+/=="));
+    assert_eq!(
+        s.srtp_profiles,
+        vec![
+            uturn_srtp::Profile::Aes128CmSha1_80,
+            uturn_srtp::Profile::AeadAes128Gcm
+        ]
+    );
+    assert_eq!(s.max_media_sessions, 7);
+
+    let file = toml(
+        r#"
+        whip-token = "t"
+        srtp-profile = ["aead-aes128-gcm"]
+        max-media-sessions = 3
+        "#,
+    )
+    .unwrap();
+    let s = resolve(file.clone()).unwrap();
+    assert_eq!(s.whip_token.as_deref(), Some("t"));
+    assert_eq!(s.srtp_profiles, vec![uturn_srtp::Profile::AeadAes128Gcm]);
+    assert_eq!(s.max_media_sessions, 3);
+
+    // The command line's profile list replaces the file's.
+    let s = resolve(cli("--srtp-profile aes128-cm-sha1-80").over(file)).unwrap();
+    assert_eq!(s.srtp_profiles, vec![uturn_srtp::Profile::Aes128CmSha1_80]);
+    assert_eq!(s.max_media_sessions, 3);
+}
+
+#[test]
+fn bad_media_flags() {
+    use clap::error::ErrorKind::InvalidValue;
+    assert_eq!(cli_err("--srtp-profile aes256-gcm"), InvalidValue);
+    assert!(toml(r#"srtp-profile = ["nope"]"#).is_err());
+    assert!(matches!(
+        resolve(cli(
+            "--srtp-profile aead-aes128-gcm --srtp-profile aead-aes128-gcm"
+        )),
+        Err(ConfigError::DuplicateSrtpProfile("aead-aes128-gcm"))
+    ));
+    assert!(matches!(
+        resolve(cli("--max-media-sessions 0")),
+        Err(ConfigError::ZeroMediaSessions)
+    ));
+    for token in ["", "=", "has space", "quote\"", "a=b"] {
+        let config = Config {
+            whip_token: Some(token.to_owned()),
+            ..Config::default()
+        };
+        assert!(
+            matches!(resolve(config), Err(ConfigError::BadWhipToken)),
+            "{token:?}"
+        );
+    }
+}
+
+#[test]
+fn media_candidates_are_listeners_with_external_ip() {
+    // The contract command line: one candidate, the listener.
+    let s = resolve(cli("--listen 127.0.0.1:3478 --relay-ip 127.0.0.1")).unwrap();
+    assert_eq!(s.media_candidates(), vec![addr("127.0.0.1:3478")]);
+
+    // A wildcard listener stands for the relay IP of its family.
+    let s = resolve(cli("--listen 0.0.0.0:3478 --listen 192.0.2.1:3479")).unwrap();
+    assert_eq!(
+        s.media_candidates(),
+        vec![
+            SocketAddr::new(IpAddr::V4(PRIMARY), 3478),
+            addr("192.0.2.1:3479")
+        ]
+    );
+    // Without an IPv6 relay IP a `[::]` listener has nothing to announce.
+    let s = resolve(cli("--listen [::]:3478 --relay-ip 10.0.0.5")).unwrap();
+    assert!(s.media_candidates().is_empty());
+
+    // Behind a 1:1 NAT the public address is announced for the relay IP.
+    let s = resolve(cli(
+        "--listen 0.0.0.0:3478 --listen 10.0.0.5:3479 --listen 192.0.2.1:3480 --listen [::]:3478 --relay-ip 10.0.0.5 --relay-ip 2001:db8::5 --external-ip 203.0.113.9",
+    ))
+    .unwrap();
+    assert_eq!(
+        s.media_candidates(),
+        vec![
+            addr("203.0.113.9:3478"),
+            addr("203.0.113.9:3479"),
+            addr("192.0.2.1:3480"),
+            addr("[2001:db8::5]:3478"),
+        ]
+    );
+}

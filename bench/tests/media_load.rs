@@ -1,0 +1,97 @@
+//! `uturn-media-load` against a real uturn with its media relay: two
+//! streams, three viewers each, both SRTP profiles. Every viewer connects,
+//! the packets the publishers send in the window reach every viewer
+//! (authenticated), the new viewers' keyframe requests reach the
+//! publishers, and the relay's CPU is measured. No CPU number is asserted.
+
+mod common;
+
+use std::net::{TcpListener, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::uturn_binary;
+use uturn_bench::media::{self, Config};
+use uturn_srtp::Profile;
+
+/// uturn with `--api`, killed on drop.
+struct Relay {
+    child: Child,
+    api: String,
+}
+
+impl Relay {
+    fn start() -> Relay {
+        let udp = UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr());
+        let tcp = TcpListener::bind("127.0.0.1:0").and_then(|s| s.local_addr());
+        let (udp, tcp) = (udp.expect("free UDP port"), tcp.expect("free TCP port"));
+        let child = Command::new(uturn_binary())
+            .args(["--listen", &udp.to_string(), "--relay-ip", "127.0.0.1"])
+            .args(["--realm", "test", "--user", "alice:secret"])
+            .args(["--api", &tcp.to_string(), "--threads", "2"])
+            .args(["--log-level", "warn"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start uturn");
+        let api = format!("http://{tcp}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(tcp).is_err() {
+            assert!(Instant::now() < deadline, "uturn's API never came up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Relay { child, api }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config(relay: &Relay, profile: Profile, prefix: &str) -> Config {
+    Config {
+        api: relay.api.clone(),
+        streams: 2,
+        viewers: 3,
+        video_pps: 100,
+        audio_pps: 50,
+        video_payload: 1150,
+        audio_payload: 100,
+        keyframe_interval: Duration::from_secs(1),
+        warmup: Duration::from_secs(1),
+        duration: Duration::from_secs(2),
+        setup_timeout: Duration::from_secs(30),
+        relay_pid: Some(relay.child.id()),
+        profiles: vec![profile],
+        stream_prefix: prefix.to_owned(),
+        bind: "127.0.0.1".parse().expect("an IP"),
+    }
+}
+
+#[test]
+fn every_viewer_gets_every_packet_with_both_profiles() {
+    let relay = Relay::start();
+    for (profile, name) in [
+        (Profile::AeadAes128Gcm, "gcm"),
+        (Profile::Aes128CmSha1_80, "cm"),
+    ] {
+        let summary = media::run(&config(&relay, profile, name)).expect("the load runs");
+        assert_eq!(summary.profile, format!("{profile:?}"), "{summary:?}");
+        // 150 packets per second per stream for 2 s, two streams.
+        assert!(
+            (560..=640).contains(&summary.published),
+            "paced publishing is off: {summary:?}"
+        );
+        // Packets in flight at the window's edges may fall either side.
+        assert!(
+            summary.delivery_ratio > 0.97 && summary.delivery_ratio < 1.03,
+            "viewers lost packets: {summary:?}"
+        );
+        assert_eq!(summary.viewer_srtp_errors, 0, "{summary:?}");
+        assert!(summary.keyframe_requests >= 2, "{summary:?}");
+        assert!(summary.relay_cpu_secs.is_some(), "{summary:?}");
+    }
+}
