@@ -489,10 +489,7 @@ mod tests {
         let rtp = [0x80, 0x60, 0x00, 0x01];
         let dtls_client_hello = [22, 0xfe, 0xfd, 0, 0];
         for datagram in [&rtp[..], &dtls_client_hello[..]] {
-            assert_eq!(
-                fp.decide(&t, LISTENER, client(), datagram),
-                Decision::Media
-            );
+            assert_eq!(fp.decide(&t, LISTENER, client(), datagram), Decision::Media);
         }
         // Not on a relay socket: a peer's RTP there is plain TURN payload.
         let relay_side = fp.decide(&t, SocketId(77), peer(), &rtp);

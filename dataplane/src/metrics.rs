@@ -162,9 +162,8 @@ impl Counters {
 
     /// The media engine's counters as last copied (all zero without media).
     pub fn media(&self) -> uturn_media::MediaStats {
-        let v: [u64; MEDIA_FIELDS] = std::array::from_fn(|i| {
-            self.media.get(i).map_or(0, |c| c.load(Ordering::Relaxed))
-        });
+        let v: [u64; MEDIA_FIELDS] =
+            std::array::from_fn(|i| self.media.get(i).map_or(0, |c| c.load(Ordering::Relaxed)));
         uturn_media::MediaStats {
             sessions: v[0],
             sessions_started: v[1],

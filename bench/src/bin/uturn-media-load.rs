@@ -73,7 +73,8 @@ struct Args {
 }
 
 fn secs(name: &str, value: f64) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(value).map_err(|_| format!("--{name} must be a non-negative number of seconds"))
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| format!("--{name} must be a non-negative number of seconds"))
 }
 
 fn config(args: Args) -> Result<Config, String> {

@@ -349,7 +349,12 @@ fn connect(
                 total: peers.len(),
             });
         }
-        pump(peers, Instant::now() + Duration::from_millis(10), buf, false)?;
+        pump(
+            peers,
+            Instant::now() + Duration::from_millis(10),
+            buf,
+            false,
+        )?;
     }
 }
 
@@ -370,7 +375,10 @@ fn pump(
             wake = wake.min(t);
         }
     }
-    let timeout_ms = wake.saturating_duration_since(now).as_micros().div_ceil(1000);
+    let timeout_ms = wake
+        .saturating_duration_since(now)
+        .as_micros()
+        .div_ceil(1000);
     let mut fds: Vec<libc::pollfd> = peers
         .iter()
         .map(|p| libc::pollfd {

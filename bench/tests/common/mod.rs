@@ -45,4 +45,3 @@ fn find_or_build_uturn() -> PathBuf {
     );
     candidate
 }
-
