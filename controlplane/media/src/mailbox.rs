@@ -64,6 +64,18 @@ pub enum Command {
         /// Where and how to send to the viewer.
         spec: Box<ViewerSpec>,
     },
+    /// A viewer's selected candidate pair changed (ICE renomination):
+    /// send its media on the new pair.
+    ViewerPath {
+        /// The stream's publisher session.
+        publisher: SessionId,
+        /// The viewer session.
+        viewer: SessionId,
+        /// The listener to send from.
+        local: SocketAddr,
+        /// The viewer's new address.
+        remote: SocketAddr,
+    },
     /// A viewer ended: stop sending to it.
     DetachViewer {
         /// The stream's publisher session.

@@ -8,10 +8,11 @@ mod common;
 use std::time::Duration;
 
 use common::net::{Net, Rtp, Verdict, TICK};
-use common::registry;
+use common::{listener, registry};
 use uturn_media::client::{ClientConfig, ClientEvent};
 use uturn_media::{Kind, Signalling};
 use uturn_sdp::{MediaKind, SessionDescription};
+use uturn_stun::{Attribute, Class, MessageBuilder, Method, TransactionId};
 
 /// The SSRCs a viewer's answer announces: (audio, video, video RTX).
 fn answer_ssrcs(answer: &str) -> (Option<u32>, Option<u32>, Option<u32>) {
@@ -660,4 +661,63 @@ fn twenty_viewers_across_two_workers() {
     // And receiver reports the publisher.
     assert!(net.peers[0].rtcp().rr >= 2);
     assert_eq!(net.undelivered, 0);
+}
+
+/// A nominating check (USE-CANDIDATE, RFC 8445 §8.1.1) from peer `p`'s
+/// current address: what a browser sends after a network change.
+fn nominate_from_current_address(net: &mut Net, p: usize) {
+    let answer = SessionDescription::parse(&net.peers[p].created.answer).unwrap();
+    let media = answer.media.first().unwrap();
+    let server_ufrag = answer.ice_ufrag(media).unwrap().to_owned();
+    let server_pwd = answer.ice_pwd(media).unwrap().to_owned();
+    let username = format!(
+        "{server_ufrag}:{}",
+        net.peers[p].client.credentials().ufrag()
+    );
+    let mut check = Vec::new();
+    let mut b = MessageBuilder::new(
+        &mut check,
+        Class::Request,
+        Method::BINDING,
+        TransactionId([p as u8 + 1; 12]),
+    );
+    b.add(&Attribute::Username(&username)).unwrap();
+    b.add(&Attribute::Priority(0x6e00_1eff)).unwrap();
+    b.add(&Attribute::IceControlling(7)).unwrap();
+    b.add(&Attribute::UseCandidate).unwrap();
+    b.message_integrity(server_pwd.as_bytes()).unwrap();
+    b.fingerprint().unwrap();
+    b.finish();
+    let (now, addr, worker) = (net.now, net.peers[p].addr, net.peers[p].worker);
+    assert!(net.engines[worker].handle_datagram(now, listener(), addr, &check));
+}
+
+/// A peer's address changes mid-stream (a network change): its next
+/// nominating check moves the session, and media follows it to the new
+/// address, for a viewer homed away from the fan-out and for the
+/// publisher.
+#[test]
+fn media_follows_a_renominated_pair() {
+    let mut net = stream(2, 1, 2);
+    stream_frames(&mut net, 3);
+    let before: Vec<usize> = (1..=2).map(|v| net.peers[v].rtp().len()).collect();
+
+    // The publisher and viewer 1 move; viewer 2 stays.
+    for p in [0, 1] {
+        let port = net.peers[p].addr.port() + 1000;
+        net.peers[p].addr.set_port(port);
+        nominate_from_current_address(&mut net, p);
+    }
+    net.run_for(TICK * 5);
+    let undelivered = net.undelivered;
+    stream_frames(&mut net, 5);
+    for v in 1..=2 {
+        let got = net.peers[v].rtp().len() - before[v - 1];
+        // The keyframe and 5 deltas, audio alongside: 12 packets.
+        assert_eq!(got, 12, "viewer {v} after the move");
+    }
+    assert_eq!(
+        net.undelivered, undelivered,
+        "media still went to an old address"
+    );
 }

@@ -278,6 +278,16 @@ impl MediaEngine {
                     touched(&mut self.pending, &mut self.timers, slot, publisher);
                 }
             }
+            Command::ViewerPath {
+                publisher,
+                viewer,
+                local,
+                remote,
+            } => {
+                if let Some(slot) = self.routers.get_mut(&publisher) {
+                    slot.router.set_viewer_path(viewer, local, remote);
+                }
+            }
             Command::DetachViewer { publisher, viewer } => {
                 if let Some(slot) = self.routers.get_mut(&publisher) {
                     slot.router.detach_viewer(viewer);

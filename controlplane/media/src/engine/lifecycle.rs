@@ -16,7 +16,7 @@ use uturn_srtp::SrtpContext;
 
 use super::stats::add_router_stats;
 use super::{touched, End, MediaEngine, RouterSlot, Timer};
-use crate::mailbox::SessionId;
+use crate::mailbox::{Command, SessionId};
 use crate::registry::{Attach, SessionSetup};
 use crate::router::{PublisherSpec, StreamRouter, ViewerSpec};
 use crate::session::Session;
@@ -64,6 +64,7 @@ impl MediaEngine {
                     uturn_ice::Event::SelectedChanged { previous, selected } => {
                         debug!(session = id, from = %previous.remote, to = %selected.remote, "selected pair changed");
                         self.select(now, id, selected, &mut end);
+                        self.move_media(now, id, selected);
                     }
                     uturn_ice::Event::ConsentLost => self.stats.consent_lost += 1,
                     uturn_ice::Event::Closed => end = end.or(Some(End::Ice)),
@@ -139,6 +140,42 @@ impl MediaEngine {
         self.map_remote(id, pair.remote);
         if let Err(reason) = self.start_dtls(now, id) {
             *end = end.or(Some(reason));
+        }
+    }
+
+    /// Session `id`'s media moves to `pair` (ICE renomination): the
+    /// publisher's router sends its RTCP there; a viewer's fan-out, on the
+    /// stream's home (here, or through its mailbox), sends the media there.
+    pub(super) fn move_media(&mut self, now: Instant, id: SessionId, pair: Pair) {
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        match s.kind {
+            Kind::Publisher => {
+                if let Some(slot) = self.routers.get_mut(&id) {
+                    slot.router.set_publisher_path(pair.local, pair.remote);
+                }
+            }
+            Kind::Viewer => {
+                if s.upstream.is_none() {
+                    s.upstream = self.registry.upstream_of(id);
+                }
+                let Some((publisher, home)) = s.upstream else {
+                    // Not attached yet: the attach will carry the new path.
+                    return;
+                };
+                let command = Command::ViewerPath {
+                    publisher,
+                    viewer: id,
+                    local: pair.local,
+                    remote: pair.remote,
+                };
+                if home == self.worker {
+                    self.handle_command(now, command);
+                } else {
+                    self.registry.send(home, command);
+                }
+            }
         }
     }
 
