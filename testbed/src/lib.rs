@@ -16,11 +16,15 @@
 //! `@window-start`/`@window-end` markers, and reads the relay's peak RSS.
 //! [`scenario`] holds what is run (seed rows, sweep), [`crosscheck`] the same
 //! measurement driven by coTURN's `turnutils_uclient`, [`report`] the
-//! Markdown table and the SVG plot.
+//! Markdown table and the SVG plot. In the sweep every relay runs under the
+//! same CPU budget, a cgroup ([`cgroup`]), so the sweep finds the relay's
+//! limit before the generator's; for XDP runs [`bpfstats`] reads the XDP
+//! program's own run time from the kernel's BPF statistics.
 //!
-//! Cleanup is not optional: the namespaces are deleted by a drop guard, by
-//! the SIGINT/SIGTERM handler ([`process::install_signal_cleanup`]), and at
-//! the start of every run (leftovers of a killed run with the same prefix).
+//! Cleanup is not optional: the namespaces (and budget cgroups) are deleted
+//! by a drop guard, by the SIGINT/SIGTERM handler
+//! ([`process::install_signal_cleanup`]), and at the start of every run
+//! (leftovers of a killed run with the same prefix).
 
 #![forbid(unsafe_code)]
 

@@ -86,7 +86,7 @@ struct Opts {
     /// CPU budget of every relay during the sweep, in cores (a cgroup CFS
     /// quota on the relay and all its threads), so the sweep finds the
     /// relay's limit before the generator's; `none` sweeps unlimited
-    /// relays. Default: 0.25.
+    /// relays. Default: 0.15.
     #[arg(long, global = true, value_parser = parse_cpu_limit)]
     relay_cpu_limit: Option<CpuLimit>,
 }
@@ -536,9 +536,9 @@ mod tests {
         assert_eq!(c.opts.relays, relay::DEFAULT_RELAYS);
         assert_eq!(c.opts.relay_cpus, [1]);
         assert!(Cli::try_parse_from(["uturn-testbed", "sweep", "--relay-cpus", "1,2"]).is_ok());
-        // The sweep's CPU budget: 0.25 core unless told otherwise.
+        // The sweep's CPU budget: 0.15 core unless told otherwise.
         let c = Cli::try_parse_from(["uturn-testbed", "compare"]).unwrap();
-        assert_eq!(c.opts.sweep_budget().map(|b| b.cores), Some(0.25));
+        assert_eq!(c.opts.sweep_budget().map(|b| b.cores), Some(0.15));
         let c =
             Cli::try_parse_from(["uturn-testbed", "sweep", "--relay-cpu-limit", "0.5"]).unwrap();
         assert_eq!(c.opts.sweep_budget().map(|b| b.cores), Some(0.5));

@@ -144,9 +144,13 @@ pub fn sweep_sessions(quick: bool) -> Vec<u32> {
 
 /// The CPU budget of every relay in a sweep, in cores, unless
 /// `--relay-cpu-limit` says otherwise. Chosen by measurement on the 2-core
-/// machine of docs/benchmarks.md so that coTURN's limit under it lies well
-/// below the load generator's (~67-83 k relayed pps on one core).
-pub const DEFAULT_SWEEP_CPU_LIMIT: f64 = 0.25;
+/// machine of docs/benchmarks.md, where the generator on one core reaches
+/// ~67-83 k relayed pps: at 0.15 core coTURN used its whole budget from
+/// ~12 k relayed pps on and lost packets above ~38 k, uturn-uring used it
+/// from ~46 k and lost above ~54 k; at 0.25 core uturn-uring still had a
+/// third of its budget left at 50 k, so its limit would lie at or beyond
+/// the generator's.
+pub const DEFAULT_SWEEP_CPU_LIMIT: f64 = 0.15;
 
 pub fn sweep_shape(sessions: u32, timing: Timing) -> LoadShape {
     LoadShape {
@@ -198,14 +202,18 @@ pub enum StepBound {
 pub fn step_bound(step: &RunResult, relay_cores: usize) -> StepBound {
     if step.generator_saturated {
         StepBound::Generator
-    } else if step
-        .figures
-        .relay_saturated(budgeted_pct(step), relay_cores)
-    {
+    } else if relay_at_limit(step, relay_cores) {
         StepBound::Relay
     } else {
         StepBound::Neither
     }
+}
+
+/// Whether the relay used (nearly) all its CPU (budget) in `step`,
+/// whatever the generator did.
+pub fn relay_at_limit(step: &RunResult, relay_cores: usize) -> bool {
+    step.figures
+        .relay_saturated(budgeted_pct(step), relay_cores)
 }
 
 /// The relay CPU % to hold against its cores or budget: a budget limits
@@ -234,9 +242,7 @@ pub fn sweep_next(step: &RunResult, relay_cores: usize) -> Option<SweepStop> {
         (StepBound::Generator, true) => Some(SweepStop::GeneratorSaturated),
         (StepBound::Relay, true) => Some(SweepStop::RelayLoss),
         (StepBound::Neither, true) => Some(SweepStop::LossRelayNotSaturated),
-        (_, false) if step.figures.generator_cpu_saturated() => {
-            Some(SweepStop::GeneratorSaturated)
-        }
+        (_, false) if step.figures.generator_cpu_saturated() => Some(SweepStop::GeneratorSaturated),
         (_, false) => None,
     }
 }

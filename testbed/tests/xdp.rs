@@ -177,7 +177,10 @@ fn uturn_xdp_relays_everything_through_the_kernel_path() {
         // (and for the control traffic it passed up), and took time.
         let runs: u64 = programs.values().map(|p| p.run_cnt).sum();
         let run_ns: u64 = programs.values().map(|p| p.run_time_ns).sum();
-        assert!(!programs.is_empty(), "no BPF program fds in the relay: {what}");
+        assert!(
+            !programs.is_empty(),
+            "no BPF program fds in the relay: {what}"
+        );
         assert!(runs >= xdp_to_peer + xdp_to_client, "{programs:?} {what}");
         assert!(run_ns > 0, "{programs:?}");
 
