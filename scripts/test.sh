@@ -30,8 +30,8 @@ echo "==> cargo test"
 cargo test --workspace --all-targets --no-fail-fast
 cargo test --workspace --doc
 
-if [ "${FUZZ_SECONDS:-20}" != "0" ]; then
-    echo "==> fuzz smoke run (${FUZZ_SECONDS:-20}s per target)"
-    bash fuzz/smoke.sh "${FUZZ_SECONDS:-20}"
+if [ "${FUZZ_SECONDS:-15}" != "0" ]; then
+    echo "==> fuzz smoke run (${FUZZ_SECONDS:-15}s per target)"
+    bash fuzz/smoke.sh "${FUZZ_SECONDS:-15}"
 fi
 echo "==> all tests passed"

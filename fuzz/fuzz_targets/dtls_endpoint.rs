@@ -54,7 +54,13 @@ struct Side {
 }
 
 impl Side {
-    fn new(now: Instant, role: Role, cert: &Certificate, remote: [u8; 32], config: &DtlsConfig) -> Side {
+    fn new(
+        now: Instant,
+        role: Role,
+        cert: &Certificate,
+        remote: [u8; 32],
+        config: &DtlsConfig,
+    ) -> Side {
         Side {
             endpoint: Endpoint::new(now, role, cert, remote, config).expect("valid config"),
             connected: None,
@@ -120,15 +126,25 @@ fuzz_target!(|data: &[u8]| {
         server_cert.fingerprint(),
         &client_config,
     );
-    let (mut up, mut down): (VecDeque<Vec<u8>>, VecDeque<Vec<u8>>) = (VecDeque::new(), VecDeque::new());
+    let (mut up, mut down): (VecDeque<Vec<u8>>, VecDeque<Vec<u8>>) =
+        (VecDeque::new(), VecDeque::new());
     let mut last_up: Option<Vec<u8>> = None;
     client.drain(&mut up);
+    // Whether the network only ever delivered everything in order, and how
+    // often: then an honest handshake with a common profile must finish.
+    let (mut clean, mut deliveries) = (true, 0);
 
     for _ in 0..MAX_STEPS {
         if s.0.is_empty() {
             break;
         }
-        match s.byte() % 9 {
+        let op = s.byte() % 9;
+        if op == 7 {
+            deliveries += 1;
+        } else {
+            clean = false;
+        }
+        match op {
             0 => {
                 if let Some(d) = up.pop_front() {
                     let _ = server.endpoint.handle_datagram(now, &d);
@@ -195,13 +211,38 @@ fuzz_target!(|data: &[u8]| {
         client.drain(&mut up);
     }
 
+    let common_profile = server_config
+        .profiles
+        .iter()
+        .any(|p| client_config.profiles.contains(p));
+    if clean && honest && common_profile && deliveries >= 6 {
+        assert!(
+            server.connected.is_some() && client.connected.is_some(),
+            "a clean honest handshake did not finish"
+        );
+    }
+    if !common_profile {
+        assert!(
+            server.connected.is_none(),
+            "connected without a common profile"
+        );
+    }
     if server.connected.is_some() {
-        assert!(honest, "the server connected to a client with another fingerprint");
+        assert!(
+            honest,
+            "the server connected to a client with another fingerprint"
+        );
     }
     if let (Some((sp, sk)), Some((cp, ck))) = (&server.connected, &client.connected) {
         assert_eq!(sp, cp, "profiles differ");
-        assert_eq!(sk.local, ck.remote, "server's sending key is not the client's receiving key");
-        assert_eq!(sk.remote, ck.local, "client's sending key is not the server's receiving key");
+        assert_eq!(
+            sk.local, ck.remote,
+            "server's sending key is not the client's receiving key"
+        );
+        assert_eq!(
+            sk.remote, ck.local,
+            "client's sending key is not the server's receiving key"
+        );
         assert!(server_config.profiles.contains(sp));
     }
 });

@@ -216,25 +216,40 @@ impl World {
     fn check(&mut self, s: &mut Script<'_>) {
         let peer = &self.peers[usize::from(s.byte()) % self.peers.len()];
         let flags = s.byte();
-        let username = format!("{}:{}", peer.server_ufrag, peer.client.credentials().ufrag());
+        let username = format!(
+            "{}:{}",
+            peer.server_ufrag,
+            peer.client.credentials().ufrag()
+        );
         let pwd = self
             .registry_pwd(peer)
             .unwrap_or_else(|| "wrong-password-wrong-password".to_owned());
         let mut out = Vec::new();
         let mut tid = [0u8; 12];
         tid.copy_from_slice(&[s.byte(); 12]);
-        let mut b = MessageBuilder::new(&mut out, Class::Request, Method::BINDING, TransactionId(tid));
+        let mut b = MessageBuilder::new(
+            &mut out,
+            Class::Request,
+            Method::BINDING,
+            TransactionId(tid),
+        );
         let priority = u32::from_be_bytes([s.byte(), s.byte(), s.byte(), s.byte()]);
         let ok = b.add(&Attribute::Username(&username)).is_ok()
             && (flags & 0x01 == 0 || b.add(&Attribute::Priority(priority)).is_ok())
-            && (flags & 0x02 == 0 || b.add(&Attribute::IceControlling(u64::from(priority))).is_ok())
+            && (flags & 0x02 == 0
+                || b.add(&Attribute::IceControlling(u64::from(priority)))
+                    .is_ok())
             && (flags & 0x04 == 0 || b.add(&Attribute::IceControlled(7)).is_ok())
             && (flags & 0x08 == 0 || b.add(&Attribute::UseCandidate).is_ok());
         if !ok {
             return;
         }
         if flags & 0x10 == 0 {
-            let key = if flags & 0x20 == 0 { pwd } else { "x".repeat(22) };
+            let key = if flags & 0x20 == 0 {
+                pwd
+            } else {
+                "x".repeat(22)
+            };
             if b.message_integrity(key.as_bytes()).is_err() {
                 return;
             }
@@ -243,7 +258,11 @@ impl World {
             return;
         }
         b.finish();
-        let from = if flags & 0x80 == 0 { peer.addr } else { stranger() };
+        let from = if flags & 0x80 == 0 {
+            peer.addr
+        } else {
+            stranger()
+        };
         let worker = self.worker_of(from);
         self.deliver(worker, from, &out);
     }
@@ -273,6 +292,14 @@ fuzz_target!(|data: &[u8]| {
         for _ in 0..8 {
             w.pump(8);
             w.advance(Duration::from_millis(50));
+        }
+        // Nothing hostile happened yet: both honest peers are up.
+        for peer in &w.peers {
+            assert!(
+                peer.client.is_connected(),
+                "{:?} did not connect",
+                peer.kind
+            );
         }
     }
 
@@ -315,10 +342,16 @@ fuzz_target!(|data: &[u8]| {
             4 => w.advance(Duration::from_millis(u64::from(s.byte()) * 100)),
             5 => {
                 let arg = s.byte();
-                let kind = if arg & 1 == 0 { MediaKind::Video } else { MediaKind::Audio };
+                let kind = if arg & 1 == 0 {
+                    MediaKind::Video
+                } else {
+                    MediaKind::Audio
+                };
                 let payload = vp8_payload(arg & 2 != 0, 20 + usize::from(s.byte()) * 4);
                 let now = w.now;
-                let _ = w.peers[0].client.send_rtp(now, kind, &payload, arg & 4 != 0);
+                let _ = w.peers[0]
+                    .client
+                    .send_rtp(now, kind, &payload, arg & 4 != 0);
                 w.pump(2);
             }
             6 => {
@@ -328,7 +361,11 @@ fuzz_target!(|data: &[u8]| {
                     1 => viewer.send_fir(),
                     _ => {
                         let base = u16::from_be_bytes([s.byte(), s.byte()]);
-                        let lost: Vec<u16> = s.bytes(8).iter().map(|&d| base.wrapping_add(u16::from(d))).collect();
+                        let lost: Vec<u16> = s
+                            .bytes(8)
+                            .iter()
+                            .map(|&d| base.wrapping_add(u16::from(d)))
+                            .collect();
                         if lost.is_empty() {
                             Ok(())
                         } else {
@@ -376,5 +413,16 @@ fuzz_target!(|data: &[u8]| {
     w.drain_engines();
     for engine in &w.engines {
         assert_eq!(engine.stats().sessions, 0, "a session outlived shutdown");
+    }
+    // The fuzzer only ever forges towards the engines: what the engines
+    // send the peers is theirs, so it always authenticates and is never a
+    // replay at the peer.
+    for peer in &w.peers {
+        assert_eq!(
+            peer.client.stats().srtp_errors,
+            0,
+            "{:?} got SRTP it could not authenticate or had seen",
+            peer.kind
+        );
     }
 });

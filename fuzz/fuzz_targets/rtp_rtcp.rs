@@ -35,7 +35,12 @@ fn check_rtp(packet: &[u8], map: &ExtIdMap) {
     for id in 0..=u8::MAX {
         let _ = view.extension(id);
     }
-    for codec in [VideoCodec::Vp8, VideoCodec::Vp9, VideoCodec::H264, VideoCodec::Other] {
+    for codec in [
+        VideoCodec::Vp8,
+        VideoCodec::Vp9,
+        VideoCodec::H264,
+        VideoCodec::Other,
+    ] {
         let key = is_keyframe(codec, view.payload());
         assert!(!(codec == VideoCodec::Other && key));
     }
@@ -178,8 +183,9 @@ fn check_rtcp(buf: &[u8]) {
                 if lost.is_empty() {
                     continue;
                 }
-                let len = rtcp::write_nack(&mut scratch, nack.sender_ssrc(), nack.media_ssrc(), &lost)
-                    .expect("fits");
+                let len =
+                    rtcp::write_nack(&mut scratch, nack.sender_ssrc(), nack.media_ssrc(), &lost)
+                        .expect("fits");
                 let again = match rtcp::parse_compound(&scratch[..len]).next() {
                     Some(Ok(Packet::Nack(again))) => again,
                     other => panic!("a written NACK parses as {other:?}"),

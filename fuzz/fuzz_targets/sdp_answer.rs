@@ -82,6 +82,10 @@ fuzz_target!(|data: &[u8]| {
         let printed = fragment.to_string();
         let again = TrickleFragment::parse(&printed)
             .unwrap_or_else(|e| panic!("printed fragment does not parse ({e}):\n{printed}"));
-        assert_eq!(again.to_string(), printed, "fragment printing is not stable");
+        assert_eq!(
+            again.to_string(),
+            printed,
+            "fragment printing is not stable"
+        );
     }
 });

@@ -254,8 +254,7 @@ impl Publisher {
             let mut tid = [0x5a; 12];
             tid[..8].copy_from_slice(&self.checks.to_be_bytes());
             self.check_tid = TransactionId(tid);
-            let check =
-                connectivity_check(&self.username, Some(&self.server_pwd), self.check_tid);
+            let check = connectivity_check(&self.username, Some(&self.server_pwd), self.check_tid);
             self.send(&check);
             let period = if self.ice_done { 1000 } else { 50 };
             self.next_check = now + Duration::from_millis(period);
@@ -331,6 +330,13 @@ impl Publisher {
 
     /// Sends one VP8 packet (a keyframe or not); returns its sequence number.
     fn send_video(&mut self, keyframe: bool) -> u16 {
+        let (seq, packet) = self.protect_video(keyframe);
+        self.send(&packet);
+        seq
+    }
+
+    /// The next VP8 packet, SRTP-protected and recorded but not sent.
+    fn protect_video(&mut self, keyframe: bool) -> (u16, Vec<u8>) {
         let srtp = self.srtp.as_mut().expect("publisher connected");
         let seq = self.seq;
         self.seq = self.seq.wrapping_add(1);
@@ -344,9 +350,8 @@ impl Publisher {
         packet.resize(len + 16, 0);
         let len = srtp.protect_rtp(&mut packet, len).expect("protect");
         packet.truncate(len);
-        self.send(&packet);
-        self.sent.insert(seq, packet);
-        seq
+        self.sent.insert(seq, packet.clone());
+        (seq, packet)
     }
 }
 
@@ -474,6 +479,21 @@ impl Wire {
         }
     }
 
+    /// Sends a keyframe every 20 ms until the good viewer (index 0) gets
+    /// video: its video starts at a keyframe once it is attached.
+    fn warm_up(&mut self, server: &Server) {
+        let deadline = Instant::now() + PHASE_TIMEOUT;
+        while self.viewers[0].rtp_count() == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "no video reached the good viewer\n--- relay log ---\n{}",
+                server.log()
+            );
+            self.publisher.send_video(true);
+            self.for_a_while(Duration::from_millis(20));
+        }
+    }
+
     /// Sends [`BURST`] video packets (a keyframe first) paced by the pump;
     /// waits until the good viewer (index 0) has each exactly once and
     /// returns their sequence numbers.
@@ -498,16 +518,18 @@ impl Wire {
     }
 }
 
-/// The counters the relay exports, summed over label sets.
+/// A `uturn_media_*` series from `--metrics`, summed over its label sets.
+/// Counters carry OpenMetrics' `_total` suffix; gauges do not.
 fn media_metric(server: &Server, name: &str) -> f64 {
     metric_sum(&server.metrics_text(), name)
 }
 
+/// `uturn_media_dropped_packets_total{reason="..."}`.
 fn dropped(server: &Server, reason: &str) -> f64 {
     server
         .metrics_text()
         .lines()
-        .filter(|l| l.starts_with("uturn_media_dropped_packets{"))
+        .filter(|l| l.starts_with("uturn_media_dropped_packets_total{"))
         .filter(|l| l.contains(&format!("reason=\"{reason}\"")))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
@@ -532,11 +554,21 @@ fn raw_stun(username: &str, tail: &[u8], honest_length: bool) -> Vec<u8> {
 }
 
 #[test]
-fn bad_media_input_is_rejected_counted_and_harmless() {
-    let mut opts = ServerOptions::new(Auth::Static, 22);
+fn bad_media_input_uring_backend() {
+    bad_media_input_is_rejected_counted_and_harmless("uring", 22);
+}
+
+#[test]
+fn bad_media_input_epoll_backend() {
+    bad_media_input_is_rejected_counted_and_harmless("epoll", 23);
+}
+
+fn bad_media_input_is_rejected_counted_and_harmless(backend: &'static str, port_block: u16) {
+    let mut opts = ServerOptions::new(Auth::Static, port_block);
     opts.api = true;
     opts.metrics = true;
     opts.threads = Some(2);
+    opts.backend = Some(backend);
     let server = Server::start(&opts);
     let api = server.api.expect("started with --api");
 
@@ -553,17 +585,12 @@ fn bad_media_input_is_rejected_counted_and_harmless() {
     });
     // The viewer's video starts at a keyframe once it is attached:
     // keyframes until the first one arrives, then every packet counts.
-    wire.until(&server, "the first video at the good viewer", |w| {
-        w.viewers[0].rtp_count() > 0
-    });
+    wire.warm_up(&server);
     wire.burst(&server);
-    let wired = media_metric(&server, "uturn_media_sessions_started") > 0.0;
-    if !wired {
-        eprintln!(
-            "note: uturn_media_* reads zero with two live sessions: the media \
-             counters are not exported yet; checking the wire only"
-        );
-    }
+    // The workers publish their engines' counters once per loop: poll.
+    wire.until(&server, "uturn_media_sessions_started counts both", |_| {
+        media_metric(&server, "uturn_media_sessions_started_total") >= 2.0
+    });
 
     // --- A viewer whose certificate is not the one its SDP names.
     let impostor_fp = Certificate::generate().expect("certificate").fingerprint();
@@ -574,18 +601,13 @@ fn bad_media_input_is_rejected_counted_and_harmless() {
         offer.replace(&real, &fingerprint_text(&impostor_fp))
     });
     wire.viewers.push(bad);
-    let dtls_failures = if wired {
-        Some(media_metric(&server, "uturn_media_dtls_failures"))
-    } else {
-        None
-    };
-    // Its ICE works (its ICE credentials are right); its DTLS must not.
-    wire.for_a_while(Duration::from_secs(3));
-    if let Some(before) = dtls_failures {
-        wire.until(&server, "uturn_media_dtls_failures counts it", |_| {
-            media_metric(&server, "uturn_media_dtls_failures") > before
-        });
-    }
+    let dtls_failures = media_metric(&server, "uturn_media_dtls_failures_total");
+    // Its ICE works (its ICE credentials are right); its DTLS must not:
+    // the relay fails the association when the certificate arrives.
+    wire.until(&server, "uturn_media_dtls_failures counts it", |_| {
+        media_metric(&server, "uturn_media_dtls_failures_total") > dtls_failures
+    });
+    wire.for_a_while(Duration::from_millis(200));
     assert!(
         !wire.viewers[1].dtls_connected(),
         "a viewer with the wrong certificate connected"
@@ -594,7 +616,11 @@ fn bad_media_input_is_rejected_counted_and_harmless() {
     // --- DTLS garbage and truncated records.
     let stranger = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let target = wire.publisher.server;
-    let truncated = [22u8, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x00, 1, 2, 3];
+    let malformed_before = dropped(&server, "malformed");
+    let unknown_before = dropped(&server, "unknown_source");
+    let truncated = [
+        22u8, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x00, 1, 2, 3,
+    ];
     let mut garbage_handshake = vec![22u8, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 7, 0, 64];
     garbage_handshake.extend((0..64u8).map(|i| i.wrapping_mul(37)));
     let mut garbage_appdata = vec![23u8, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0x10, 0, 0, 48];
@@ -610,51 +636,95 @@ fn bad_media_input_is_rejected_counted_and_harmless() {
         // The publisher's own address: its association must survive.
         wire.publisher.send(d);
     }
+    // The publisher's pump panics on any DTLS failure or close it sees.
     wire.for_a_while(Duration::from_millis(200));
     assert!(wire.publisher.connected());
+    // The two that are not DTLS record framing, from the publisher; all
+    // four from the stranger, whose address no session has.
+    wire.until(&server, "DTLS garbage counted", |_| {
+        dropped(&server, "malformed") >= malformed_before + 2.0
+            && dropped(&server, "unknown_source") >= unknown_before + 4.0
+    });
 
     // --- SRTP with bad tags, and replays, from the publisher's address.
     let seqs = wire.burst(&server);
-    let (auth_before, replay_before) = if wired {
-        (dropped(&server, "srtp_auth"), dropped(&server, "srtp_replay"))
-    } else {
-        (0.0, 0.0)
-    };
-    let last = *seqs.last().expect("a burst");
-    let original = wire.publisher.sent[&last].clone();
+    let (auth_before, replay_before) = (
+        dropped(&server, "srtp_auth"),
+        dropped(&server, "srtp_replay"),
+    );
+    // A new packet arrives forged first (its tag, its payload): those fail
+    // authentication and must not move the replay window, so the real one,
+    // sent after them, still gets through, once. Then replays of it and of
+    // an older packet still inside the window, and a forgery of a sequence
+    // number never sent.
+    let (fresh, original) = wire.publisher.protect_video(false);
     let mut bad_tag = original.clone();
     *bad_tag.last_mut().expect("a tag") ^= 0x01;
     let mut bad_payload = original.clone();
     bad_payload[20] ^= 0x80;
     let mut forged_new_seq = original.clone();
-    forged_new_seq[2..4].copy_from_slice(&last.wrapping_add(100).to_be_bytes());
-    for d in [&original, &bad_tag, &bad_payload, &forged_new_seq, &original] {
+    forged_new_seq[2..4].copy_from_slice(&fresh.wrapping_add(100).to_be_bytes());
+    let older = wire.publisher.sent[&seqs[5]].clone();
+    for d in [
+        &bad_tag,
+        &bad_payload,
+        &original,
+        &original,
+        &forged_new_seq,
+        &original,
+        &older,
+    ] {
         wire.publisher.send(d);
     }
-    // An older one again, still inside the replay window.
-    wire.publisher.send(&wire.publisher.sent[&seqs[5]].clone());
+    // Forged SRTCP from the good viewer's address (a receiver report with
+    // an SRTCP index no real one has used yet and a made-up tag), and SRTP
+    // from a stranger, whose address no session has.
+    let mut forged_rtcp = vec![0x81, 201, 0, 7, 1, 2, 3, 4];
+    forged_rtcp.extend((0..24u8).map(|i| i.wrapping_mul(13)));
+    forged_rtcp.extend_from_slice(&[0xff, 0xff, 0xff, 0xf0]);
+    forged_rtcp.extend_from_slice(&[0xab; 16]);
+    wire.viewers[0]
+        .socket
+        .send_to(&forged_rtcp, target)
+        .expect("send");
+    stranger.send_to(&original, target).expect("send");
+    stranger.send_to(&forged_rtcp, target).expect("send");
+    wire.until(&server, "the real packet after its forgeries", |w| {
+        w.viewers[0].received().contains_key(&fresh)
+    });
     wire.for_a_while(Duration::from_millis(300));
     let got = wire.viewers[0].received();
-    for s in &seqs {
+    for s in seqs.iter().chain([&fresh]) {
         assert_eq!(got.get(s), Some(&1), "seq {s}: a replay reached the viewer");
     }
     assert!(
-        !got.contains_key(&last.wrapping_add(100)),
+        !got.contains_key(&fresh.wrapping_add(100)),
         "a forged packet reached the viewer"
     );
-    if wired {
-        wire.until(&server, "SRTP failures counted", |_| {
-            dropped(&server, "srtp_auth") >= auth_before + 3.0
-                && dropped(&server, "srtp_replay") >= replay_before + 2.0
-        });
+    // RFC 3711 §3.3: the replay check comes first, so forgeries of a fresh
+    // index count as authentication failures (three from the publisher,
+    // one from the viewer) and copies of received ones as replays (three).
+    let counts = || {
+        (
+            dropped(&server, "srtp_auth"),
+            dropped(&server, "srtp_replay"),
+        )
+    };
+    let deadline = Instant::now() + PHASE_TIMEOUT;
+    loop {
+        let (auth, replay) = counts();
+        if auth >= auth_before + 4.0 && replay >= replay_before + 3.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "SRTP failures not counted: auth {auth_before} -> {auth}, replay {replay_before} -> {replay}"
+        );
+        wire.for_a_while(Duration::from_millis(50));
     }
 
     // --- Malformed STUN naming the publisher's media ufrag, from a stranger.
-    let rejected_before = if wired {
-        media_metric(&server, "uturn_media_ice_rejected")
-    } else {
-        0.0
-    };
+    let rejected_before = media_metric(&server, "uturn_media_ice_rejected_total");
     let username = format!("{}:intruder", wire.publisher.server_ufrag);
     let wrong_key = connectivity_check(
         &username,
@@ -693,11 +763,9 @@ fn bad_media_input_is_rejected_counted_and_harmless() {
         }
         wire.pump();
     }
-    if wired {
-        wire.until(&server, "the bad checks counted", |_| {
-            media_metric(&server, "uturn_media_ice_rejected") > rejected_before
-        });
-    }
+    wire.until(&server, "the bad checks counted", |_| {
+        media_metric(&server, "uturn_media_ice_rejected_total") > rejected_before
+    });
 
     // --- Malformed SDP over HTTP: 400 with a reason, for WHIP and WHEP.
     let shape = Client::new(Instant::now(), ClientConfig::publisher())
@@ -717,8 +785,14 @@ fn bad_media_input_is_rejected_counted_and_harmless() {
         ("no rtcp-mux", without("a=rtcp-mux")),
         ("no ICE ufrag", without("a=ice-ufrag")),
         ("no mid", without("a=mid")),
-        ("setup:active", shape.replace("a=setup:actpass", "a=setup:active")),
-        ("binary", String::from_utf8_lossy(&[0xff, 0xfe, 0, 1, 2]).into_owned()),
+        (
+            "setup:passive",
+            shape.replace("a=setup:actpass", "a=setup:passive"),
+        ),
+        (
+            "binary",
+            String::from_utf8_lossy(&[0xff, 0xfe, 0, 1, 2]).into_owned(),
+        ),
     ];
     for (what, offer) in &bad_offers {
         for path in ["/whip/sdp-victim".to_owned(), format!("/whep/{STREAM}")] {
@@ -747,7 +821,9 @@ fn bad_media_input_is_rejected_counted_and_harmless() {
     wire.burst(&server);
     assert!(!wire.viewers[1].dtls_connected());
     assert_eq!(wire.viewers[1].rtp_count(), 0, "the impostor got media");
-    if wired {
-        assert!(media_metric(&server, "uturn_media_viewers") >= 1.0);
-    }
+    // The impostor's session ended; the good viewer's did not.
+    wire.until(&server, "one viewer attached", |_| {
+        media_metric(&server, "uturn_media_viewers") == 1.0
+    });
+    assert_eq!(media_metric(&server, "uturn_media_streams"), 1.0);
 }
