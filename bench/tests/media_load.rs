@@ -68,6 +68,7 @@ fn config(relay: &Relay, profile: Profile, prefix: &str) -> Config {
         profiles: vec![profile],
         stream_prefix: prefix.to_owned(),
         bind: "127.0.0.1".parse().expect("an IP"),
+        spin: false,
     }
 }
 

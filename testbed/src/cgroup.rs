@@ -284,6 +284,19 @@ impl CpuCgroup {
         out
     }
 
+    /// Moves a running task (a NAPI kernel thread, [`crate::napi`]) into
+    /// the group, so its CPU time is charged to the budget. Charged, not
+    /// capped: since Linux 6.18 CFS bandwidth control throttles a task
+    /// only on its way back to user space, which a kernel thread never
+    /// takes, so it keeps running while its group is throttled (the
+    /// group's processes pay for it). Kernel threads ignore SIGKILL, so
+    /// removing the group hands them back to the root group first
+    /// ([`remove_dir`]).
+    pub fn adopt(&self, pid: u32) -> Result<(), CgroupError> {
+        let path = self.procs_file();
+        std::fs::write(&path, pid.to_string()).map_err(io_err(&path))
+    }
+
     /// PIDs in the group now.
     pub fn pids(&self) -> Vec<u32> {
         std::fs::read_to_string(self.procs_file())
@@ -321,13 +334,23 @@ fn enable_cpu_controller(root: &Path) -> Result<(), CgroupError> {
     std::fs::write(&control, "+cpu").map_err(io_err(&control))
 }
 
-/// Removes a group directory: kills what still runs in it (a relay the
-/// testbed lost track of), then retries `rmdir` while the kernel finishes
-/// tearing the killed tasks down. Best effort; a failure is logged.
+/// Removes a group directory: hands kernel threads it adopted (NAPI
+/// threads) back to the hierarchy's root group, kills what else still runs
+/// in it (a relay the testbed lost track of), then retries `rmdir` while
+/// the kernel finishes tearing the killed tasks down. Best effort; a
+/// failure is logged.
 pub(crate) fn remove_dir(dir: &Path) {
+    let root_procs = dir.parent().map(|p| p.join("cgroup.procs"));
     for attempt in 0..50 {
         let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
         for pid in procs.split_whitespace() {
+            let kthread = pid.parse().is_ok_and(crate::napi::pid_is_kernel_thread);
+            if let (true, Some(root)) = (kthread, &root_procs) {
+                if let Err(e) = std::fs::write(root, pid) {
+                    tracing::warn!(pid, error = %e, "cannot move a kernel thread out of the budget cgroup");
+                }
+                continue;
+            }
             let _ = std::process::Command::new("kill")
                 .args(["-KILL", pid])
                 .stderr(std::process::Stdio::null())

@@ -187,6 +187,7 @@ pub fn run(
     } else {
         None
     };
+    tb.prepare(config)?;
     let mut relay = tb.start_relay(config, &tb.raw_dir.join(format!("{stem}.relay.log")))?;
     let t = &tb.topology;
     let load_cpus = cpu_list(&tb.load_cpus);
@@ -368,6 +369,7 @@ mod tests {
             softirq: Default::default(),
             throttling: None,
             bpf: None,
+            napi: None,
         };
         let tick = |sent, received| Tick {
             sample: sample.clone(),

@@ -19,7 +19,11 @@
 //! Markdown table and the SVG plot. In the sweep every relay runs under the
 //! same CPU budget, a cgroup ([`cgroup`]), so the sweep finds the relay's
 //! limit before the generator's; for XDP runs [`bpfstats`] reads the XDP
-//! program's own run time from the kernel's BPF statistics.
+//! program's own run time from the kernel's BPF statistics. With threaded
+//! NAPI ([`napi`], the default) the veths' receive and XDP work runs in
+//! kernel threads whose CPU time is counted exactly: the relay side's with
+//! the relay (pinned to its CPUs, inside its budget), the far ends' with
+//! the generator.
 //!
 //! Cleanup is not optional: the namespaces (and budget cgroups) are deleted
 //! by a drop guard, by the SIGINT/SIGTERM handler
@@ -33,6 +37,7 @@ pub mod cgroup;
 pub mod crosscheck;
 pub mod load;
 pub mod measure;
+pub mod napi;
 pub mod probe;
 pub mod process;
 pub mod procfs;

@@ -14,6 +14,7 @@ use ipnet::Ipv4Net;
 
 use uturn_testbed::cgroup::{self, CpuBudget, Hierarchy};
 use uturn_testbed::crosscheck::{self, UclientShape};
+use uturn_testbed::napi::NapiMode;
 use uturn_testbed::process::{cleanup_everything, install_signal_cleanup};
 use uturn_testbed::relay::{self, RelayBinaries, RelayConfig};
 use uturn_testbed::report::{self, Machine, Report};
@@ -89,6 +90,16 @@ struct Opts {
     /// relays. Default: 0.15.
     #[arg(long, global = true, value_parser = parse_cpu_limit)]
     relay_cpu_limit: Option<CpuLimit>,
+    /// Which relays run with threaded NAPI on all four veth ends: the
+    /// kernel's receive and XDP work then runs in `napi/IFACE-N` threads,
+    /// counted exactly and, on the relay side, pinned with the relay and
+    /// charged to its budget cgroup (`all`: the same for every relay;
+    /// `xdp`: uturn-xdp only). Off by default: the threads wake for every
+    /// packet or two at these rates, and that wake-up cost (large in a VM)
+    /// dominates what they measure (docs/benchmarks.md, "Third round"), so
+    /// the default keeps the kernel's ordinary softirq path, as a NIC has.
+    #[arg(long, global = true, value_enum, default_value = "off")]
+    threaded_napi: NapiMode,
 }
 
 /// `--relay-cpu-limit`: a number of cores, or none.
@@ -291,6 +302,7 @@ fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
         raw_dir: out.join("raw"),
         perf: o.perf,
         relay_cpu_limit: None,
+        threaded_napi: o.threaded_napi,
     };
     let sweeping = matches!(
         cli.command,
@@ -337,6 +349,7 @@ fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
             .collect::<Vec<_>>()
             .join(","),
         relay_threads: tb.relay_threads,
+        threaded_napi: Some(o.threaded_napi),
         relays: o.relays.clone(),
         sweep_cpu_limit: if sweeping {
             sweep_budget.map(|b| b.cores)

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::bpfstats::{self, BpfWindow, ProgStats};
 use crate::cgroup::{CpuCgroup, Throttling};
+use crate::napi::{NapiThreads, NapiTimes};
 use crate::procfs::{self, ProcError, ProcessTimes, SoftirqTimes};
 
 /// One snapshot taken on `@window-start` or `@window-end`.
@@ -25,6 +26,8 @@ pub struct Sample {
     pub throttling: Option<Throttling>,
     /// Run-time counters of the relay's BPF programs (XDP runs).
     pub bpf: Option<BTreeMap<u32, ProgStats>>,
+    /// CPU time of the NAPI threads (threaded-NAPI runs).
+    pub napi: Option<NapiTimes>,
 }
 
 impl Sample {
@@ -39,6 +42,7 @@ impl Sample {
             softirq: procfs::read_softirq()?,
             throttling: None,
             bpf: None,
+            napi: None,
         })
     }
 
@@ -49,6 +53,12 @@ impl Sample {
                 .map_err(|e| tracing::warn!(error = %e, "cgroup cpu.stat"))
                 .ok()
         });
+        self
+    }
+
+    /// Adds the CPU time of the run's NAPI threads, if it has them.
+    pub fn with_napi(mut self, threads: Option<&NapiThreads>) -> Sample {
+        self.napi = threads.map(NapiThreads::runtime);
         self
     }
 
@@ -81,6 +91,13 @@ pub struct WindowCpu {
     pub throttling: Option<Throttling>,
     /// Run time of the relay's BPF programs (XDP runs).
     pub bpf: Option<BpfWindow>,
+    /// CPU time of the relay side's NAPI threads (threaded-NAPI runs):
+    /// the kernel's receive work for the relay, all of XDP's forwarding.
+    pub relay_napi_secs: Option<f64>,
+    /// CPU time of the far ends' NAPI threads: the generator's receive work.
+    pub far_napi_secs: Option<f64>,
+    /// How often the relay side's NAPI threads were put on a CPU.
+    pub relay_napi_slices: Option<u64>,
 }
 
 impl WindowCpu {
@@ -125,6 +142,12 @@ impl WindowCpu {
                 (Some(a), Some(b)) => Some(BpfWindow::between(a, b)),
                 _ => None,
             },
+            relay_napi_secs: napi_secs(start.napi, end.napi, |t| t.relay_ns),
+            far_napi_secs: napi_secs(start.napi, end.napi, |t| t.far_ns),
+            relay_napi_slices: match (start.napi, end.napi) {
+                (Some(a), Some(b)) => Some(b.relay_slices.saturating_sub(a.relay_slices)),
+                _ => None,
+            },
         }
     }
 
@@ -140,7 +163,21 @@ impl WindowCpu {
             load_cpus_busy_secs: 0.0,
             throttling: None,
             bpf: None,
+            relay_napi_secs: None,
+            far_napi_secs: None,
+            relay_napi_slices: None,
         }
+    }
+}
+
+fn napi_secs(
+    start: Option<NapiTimes>,
+    end: Option<NapiTimes>,
+    side: impl Fn(&NapiTimes) -> u64,
+) -> Option<f64> {
+    match (start, end) {
+        (Some(a), Some(b)) => Some(side(&b).saturating_sub(side(&a)) as f64 / 1e9),
+        _ => None,
     }
 }
 
@@ -173,6 +210,17 @@ pub struct CpuFigures {
     pub bpf_ns_per_run: Option<f64>,
     /// XDP program run time per relayed packet, µs.
     pub bpf_us_per_pkt: Option<f64>,
+    /// The relay side's NAPI threads as % of one core (threaded NAPI).
+    pub relay_napi_pct: Option<f64>,
+    /// (relay process + relay-side NAPI threads) CPU-µs per relayed packet:
+    /// the relay's whole cost, kernel forwarding included, measured exactly.
+    pub relay_napi_us_per_pkt: Option<f64>,
+    /// The far ends' NAPI threads (the generator's receive work), % of one core.
+    pub far_napi_pct: Option<f64>,
+    /// Relayed packets per time a relay-side NAPI thread ran: how well the
+    /// threads batch (near 1, each packet pays a wake-up and two context
+    /// switches).
+    pub relay_napi_pkts_per_slice: Option<f64>,
 }
 
 impl CpuFigures {
@@ -212,15 +260,24 @@ impl CpuFigures {
                 .max(0.0)),
             load_cpus_busy_pct: pct(w.load_cpus_busy_secs) / generator_cores.max(1) as f64,
             budget_cores,
+            // With threaded NAPI the relay side's threads are in the budget
+            // cgroup too, so the budget covers both.
             budget_used_pct: budget_cores
                 .filter(|&c| c > 0.0)
-                .map(|c| pct(w.relay_cpu_secs) / c),
+                .map(|c| pct(w.relay_cpu_secs + w.relay_napi_secs.unwrap_or(0.0)) / c),
             throttled_pct: w
                 .throttling
                 .filter(|t| t.periods > 0)
                 .map(|t| 100.0 * t.throttled as f64 / t.periods as f64),
             bpf_ns_per_run: w.bpf.and_then(|b| b.ns_per_run()),
             bpf_us_per_pkt: w.bpf.and_then(|b| b.us_per_packet(relayed_packets)),
+            relay_napi_pct: w.relay_napi_secs.map(pct),
+            relay_napi_us_per_pkt: w.relay_napi_secs.map(|n| per_pkt(w.relay_cpu_secs + n)),
+            far_napi_pct: w.far_napi_secs.map(pct),
+            relay_napi_pkts_per_slice: w
+                .relay_napi_slices
+                .filter(|&n| n > 0)
+                .map(|n| relayed_packets as f64 / n as f64),
         }
     }
 
@@ -273,7 +330,43 @@ mod tests {
             },
             throttling: None,
             bpf: None,
+            napi: None,
         }
+    }
+
+    #[test]
+    fn napi_threads_add_to_the_process_and_fill_the_budget() {
+        let t0 = Instant::now();
+        let mut a = sample(t0, (0, 0), 0, (0, vec![0, 0]));
+        let mut b = sample(t0 + Duration::from_secs(10), (50, 50), 0, (0, vec![0, 0]));
+        a.napi = Some(NapiTimes {
+            relay_ns: 5_000_000_000,
+            relay_slices: 10,
+            far_ns: 1,
+        });
+        b.napi = Some(NapiTimes {
+            relay_ns: 5_500_000_000, // +0.5 s
+            relay_slices: 50_010,    // +50 000 runs
+            far_ns: 2_000_000_001,   // +2 s
+        });
+        let w = WindowCpu::between(&a, &b, 100, &[1], &[0]);
+        assert!((w.relay_napi_secs.unwrap() - 0.5).abs() < 1e-9);
+        assert!((w.far_napi_secs.unwrap() - 2.0).abs() < 1e-9);
+        let f = CpuFigures::derive(&w, 100_000, 1, Some(0.25));
+        // 1 s process + 0.5 s NAPI over 100k packets = 15 µs.
+        assert!((f.relay_us_per_pkt - 10.0).abs() < 1e-9);
+        assert!((f.relay_napi_us_per_pkt.unwrap() - 15.0).abs() < 1e-9);
+        assert!((f.relay_napi_pct.unwrap() - 5.0).abs() < 1e-9);
+        assert!((f.far_napi_pct.unwrap() - 20.0).abs() < 1e-9);
+        assert!((f.relay_napi_pkts_per_slice.unwrap() - 2.0).abs() < 1e-9);
+        // 15 % of a core on a quarter-core budget.
+        assert!((f.budget_used_pct.unwrap() - 60.0).abs() < 1e-9);
+        // Without NAPI samples there are no NAPI figures.
+        a.napi = None;
+        let w = WindowCpu::between(&a, &b, 100, &[1], &[0]);
+        let f = CpuFigures::derive(&w, 100_000, 1, Some(0.25));
+        assert_eq!(f.relay_napi_us_per_pkt, None);
+        assert!((f.budget_used_pct.unwrap() - 40.0).abs() < 1e-9);
     }
 
     #[test]

@@ -28,6 +28,7 @@ use crate::bpfstats::StatsSwitch;
 use crate::cgroup::{self, CgroupError, CpuBudget, CpuCgroup, Hierarchy};
 use crate::load::{self, LoadError, LoadShape, LoadSummary, LoadTarget, Marker};
 use crate::measure::{CpuFigures, Sample, WindowCpu};
+use crate::napi::{NapiError, NapiMode, NapiThreads};
 use crate::process::{wrapped_argv, Proc};
 use crate::procfs::{self, ProcError};
 use crate::profile::{self, Profile};
@@ -66,6 +67,8 @@ pub enum RunError {
     LoadTimeout(u64),
     #[error("relay CPU budget: {0}")]
     Cgroup(#[from] CgroupError),
+    #[error("threaded NAPI: {0}")]
+    Napi(#[from] NapiError),
 }
 
 /// The fixed parts of every run: topology, binaries, CPUs, output folder.
@@ -87,6 +90,10 @@ pub struct Testbed {
     /// CPU budget of the relay (cores), enforced with a cgroup; `None`
     /// runs it unlimited on its pinned CPUs.
     pub relay_cpu_limit: Option<CpuBudget>,
+    /// Which relays run with threaded NAPI ([`crate::napi`]): their
+    /// relay-side NAPI threads are pinned to the relay's CPUs, put into its
+    /// budget cgroup and counted with it.
+    pub threaded_napi: NapiMode,
 }
 
 /// The relay under test: its process and, under a CPU budget, its cgroup.
@@ -95,6 +102,7 @@ pub struct Testbed {
 pub struct Relay {
     proc: Proc,
     cgroup: Option<CpuCgroup>,
+    napi: Option<NapiThreads>,
 }
 
 impl Relay {
@@ -105,6 +113,13 @@ impl Relay {
     /// The budget cgroup the relay runs in, if any.
     pub fn cgroup(&self) -> Option<&CpuCgroup> {
         self.cgroup.as_ref()
+    }
+
+    /// The NAPI threads of the run (threaded-NAPI runs): the relay side's
+    /// pinned with the relay and in its cgroup, the far side's with the
+    /// generator.
+    pub fn napi(&self) -> Option<&NapiThreads> {
+        self.napi.as_ref()
     }
 
     /// `Some(status)` once the relay has exited.
@@ -131,6 +146,10 @@ pub struct RunResult {
     pub scale: f64,
     pub offered_relayed_pps: f64,
     pub counts_softirq: bool,
+    /// Ran with threaded NAPI; its relay-side NAPI threads are in
+    /// `napi_threads` and their CPU in the figures.
+    pub threaded_napi: bool,
+    pub napi_threads: Option<NapiThreads>,
     pub summary: LoadSummary,
     pub window: WindowCpu,
     pub figures: CpuFigures,
@@ -155,6 +174,12 @@ impl RunResult {
         self.figures.relay_softirq_us_per_pkt
     }
 
+    /// The relay process's plus its relay-side NAPI threads' CPU-µs per
+    /// relayed packet (threaded-NAPI runs).
+    pub fn with_napi_us_per_pkt(&self) -> Option<f64> {
+        self.figures.relay_napi_us_per_pkt
+    }
+
     /// Packets per second that crossed the relay in the window.
     pub fn relayed_pps(&self) -> f64 {
         let secs = if self.summary.window_secs > 0.0 {
@@ -169,10 +194,14 @@ impl RunResult {
         }
     }
 
-    /// CPU % of one core that the report shows: the relay's own, plus the
-    /// kernel's softirq for configurations where the kernel relays.
+    /// CPU % of one core that the report shows: the relay's own, plus its
+    /// relay-side NAPI threads when it ran with threaded NAPI (exact), else
+    /// plus the kernel's tick-sampled softirq for configurations where the
+    /// kernel relays.
     pub fn headline_pct(&self) -> f64 {
-        if self.counts_softirq {
+        if let Some(napi) = self.figures.relay_napi_pct {
+            self.figures.relay_pct + napi
+        } else if self.counts_softirq {
             self.figures.relay_pct + self.figures.softirq_pct
         } else {
             self.figures.relay_pct
@@ -181,7 +210,9 @@ impl RunResult {
 
     /// CPU-µs per relayed packet that the report shows (see `headline_pct`).
     pub fn headline_us_per_pkt(&self) -> f64 {
-        if self.counts_softirq {
+        if let Some(us) = self.figures.relay_napi_us_per_pkt {
+            us
+        } else if self.counts_softirq {
             self.figures.relay_softirq_us_per_pkt
         } else {
             self.figures.relay_us_per_pkt
@@ -218,6 +249,46 @@ impl Testbed {
         }
     }
 
+    /// Whether `config` runs with threaded NAPI here.
+    pub fn threaded_napi_for(&self, config: &RelayConfig) -> bool {
+        self.threaded_napi.applies(config.far_end_xdp)
+    }
+
+    /// Sets the veths up for `config`: the far ends get the XDP pass
+    /// program only for the relay that forwards in XDP (with it attached
+    /// the far end receives through veth's XDP ring, which measurably
+    /// dropped uturn-uring's bursts, docs/benchmarks.md), and NAPI is
+    /// threaded on all four ends or on none ([`Testbed::threaded_napi`]).
+    pub fn prepare(&self, config: &RelayConfig) -> Result<(), RunError> {
+        let far_ends = if config.far_end_xdp {
+            self.topology.prepare_far_ends()
+        } else {
+            self.topology.clear_far_ends()
+        };
+        far_ends
+            .and_then(|()| {
+                self.topology
+                    .set_threaded_napi(self.threaded_napi_for(config))
+            })
+            .map_err(|e| std::io::Error::other(e.to_string()).into())
+    }
+
+    /// Finds the run's NAPI threads and places them: the relay side's on
+    /// the relay's CPUs and in its cgroup, the far side's on the
+    /// generator's CPUs.
+    fn place_napi(&self, cgroup: Option<&CpuCgroup>) -> Result<NapiThreads, RunError> {
+        let threads =
+            NapiThreads::discover(&self.topology.relay_ifaces(), &self.topology.far_ifaces())?;
+        threads.pin(&cpu_list(&self.relay_cpus), &cpu_list(&self.load_cpus))?;
+        if let Some(group) = cgroup {
+            for t in &threads.relay_side {
+                group.adopt(t.pid)?;
+            }
+        }
+        tracing::debug!(?threads, "NAPI threads placed");
+        Ok(threads)
+    }
+
     /// Starts `config`'s relay in the relay namespace (in a budget cgroup
     /// when [`Testbed::relay_cpu_limit`] is set) and waits until it answers
     /// STUN from the clients' namespace.
@@ -252,6 +323,7 @@ impl Testbed {
                 Stdio::from(file),
             )?,
             cgroup,
+            napi: None,
         };
         let addr = self.listen_addr();
         let limit = Duration::from_secs(15);
@@ -265,6 +337,11 @@ impl Testbed {
                 });
             }
             if self.probe_from_clients(addr, false) {
+                // Placed once the relay runs: attaching its XDP program is
+                // what creates the NAPI of a veth without GRO.
+                if self.threaded_napi_for(config) {
+                    relay.napi = Some(self.place_napi(relay.cgroup())?);
+                }
                 return Ok(relay);
             }
             thread::sleep(Duration::from_millis(100));
@@ -306,16 +383,7 @@ impl Testbed {
         scale: f64,
     ) -> Result<RunResult, RunError> {
         std::fs::create_dir_all(&self.raw_dir)?;
-        // The far veth ends get the XDP pass program only for the relay that
-        // forwards in XDP: with it attached the far end receives through
-        // veth's XDP ring, which measurably dropped uturn-uring's bursts
-        // (docs/benchmarks.md), so the other relays run without it.
-        let far_ends = if config.far_end_xdp {
-            self.topology.prepare_far_ends()
-        } else {
-            self.topology.clear_far_ends()
-        };
-        far_ends.map_err(|e| std::io::Error::other(e.to_string()))?;
+        self.prepare(config)?;
         let stem = format!("{label}-{}", config.name);
         let relay_log = self.raw_dir.join(format!("{stem}.relay.log"));
         // XDP work never reaches the process: count the program's own run
@@ -365,7 +433,7 @@ impl Testbed {
         let (relay_pid, gen_pid) = (relay.pid(), gen.pid());
         let take = |relay: &Relay| {
             Sample::take(relay_pid, Some(gen_pid)).map(|s| {
-                let s = s.with_cgroup(relay.cgroup());
+                let s = s.with_cgroup(relay.cgroup()).with_napi(relay.napi());
                 if config.counts_softirq {
                     s.with_bpf(relay_pid)
                 } else {
@@ -412,6 +480,7 @@ impl Testbed {
             });
         }
         let peak_rss_kib = procfs::read_vm_hwm_kib(relay_pid)?;
+        let napi_threads = relay.napi().cloned();
         relay.stop(Duration::from_secs(5));
 
         let summary = load::parse_summary(&json, &tail).map_err(|e| match e {
@@ -443,6 +512,8 @@ impl Testbed {
             scale,
             offered_relayed_pps: shape.offered_relayed_pps(),
             counts_softirq: config.counts_softirq,
+            threaded_napi: napi_threads.is_some(),
+            napi_threads,
             generator_saturated: figures.generator_cpu_saturated() || summary.fell_behind(),
             profile: if self.perf {
                 profile::summarise(&perf_data)
@@ -517,6 +588,9 @@ pub(crate) mod tests {
             load_cpus_busy_secs: gen_pct / 10.0,
             throttling: None,
             bpf: None,
+            relay_napi_secs: None,
+            far_napi_secs: None,
+            relay_napi_slices: None,
         };
         let figures = CpuFigures::derive(&window, relayed, 1, None);
         RunResult {
@@ -526,6 +600,8 @@ pub(crate) mod tests {
             shape,
             scale: 1.0,
             counts_softirq: false,
+            threaded_napi: false,
+            napi_threads: None,
             summary: LoadSummary {
                 sessions_requested: u64::from(sessions),
                 sessions_established: u64::from(sessions),
@@ -556,6 +632,13 @@ pub(crate) mod tests {
         r.counts_softirq = true;
         assert!((r.headline_pct() - 30.0).abs() < 1e-9);
         assert!((r.headline_us_per_pkt() - 30.0).abs() < 1e-9);
+        // With threaded NAPI the exact NAPI thread time replaces softirq:
+        // (2 + 0.5) s over 10 s and 100k packets.
+        r.window.relay_napi_secs = Some(0.5);
+        r.figures = CpuFigures::derive(&r.window, r.summary.relayed_packets, 1, None);
+        assert!((r.headline_pct() - 25.0).abs() < 1e-9);
+        assert!((r.headline_us_per_pkt() - 25.0).abs() < 1e-9);
+        assert_eq!(r.with_napi_us_per_pkt(), Some(r.headline_us_per_pkt()));
     }
 
     #[test]

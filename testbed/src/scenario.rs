@@ -217,11 +217,12 @@ pub fn relay_at_limit(step: &RunResult, relay_cores: usize) -> bool {
 }
 
 /// The relay CPU % to hold against its cores or budget: a budget limits
-/// only the process (not the XDP work in softirq), so under one the
-/// process's own figure counts.
+/// the process and, with threaded NAPI, its relay-side NAPI threads (which
+/// are in its cgroup), never softirq work, so under one exactly that
+/// counts.
 fn budgeted_pct(step: &RunResult) -> f64 {
     if step.figures.budget_cores.is_some() {
-        step.figures.relay_pct
+        step.figures.relay_pct + step.figures.relay_napi_pct.unwrap_or(0.0)
     } else {
         step.headline_pct()
     }

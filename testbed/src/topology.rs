@@ -301,6 +301,82 @@ impl Topology {
         Ok(())
     }
 
+    /// The relay namespace's veths with their namespace.
+    pub fn relay_ends(&self) -> [(String, String); 2] {
+        [
+            (self.relay_ns(), self.relay_client_if()),
+            (self.relay_ns(), self.relay_peer_if()),
+        ]
+    }
+
+    /// The commands that switch threaded NAPI (`crate::napi`) on or off on
+    /// all four veth ends. NAPI itself is turned on with GRO, which veth
+    /// takes as the request to receive through NAPI even without an XDP
+    /// program (drivers/net/veth.c); `threaded` then moves each NAPI poll
+    /// into its own kernel thread. TSO goes off too: veth hands a frame to
+    /// the receiver's NAPI only if the *sender* has no TSO (or for GRO
+    /// forwarding features we do not want), else it takes the backlog in
+    /// the sender's softirq (`veth_skb_is_eligible_for_gro`); TSO is
+    /// TCP-only, so the UDP load loses nothing. Off undoes threads and GRO
+    /// in reverse order and leaves TSO off: the kernel refuses it while the
+    /// peer has an XDP program, and without NAPI it changes nothing.
+    pub fn threaded_napi_commands(&self, on: bool) -> Vec<Vec<String>> {
+        let (offloads, threaded): (&[&str], _) = if on {
+            (&["gro", "on", "tso", "off"], "1")
+        } else {
+            (&["gro", "off"], "0")
+        };
+        let mut cmds = Vec::new();
+        for (ns, ifname) in self.relay_ends().into_iter().chain(self.far_ends()) {
+            let mut gro_cmd: Vec<String> = ["ip", "netns", "exec", &ns, "ethtool", "-K", &ifname]
+                .map(String::from)
+                .to_vec();
+            gro_cmd.extend(offloads.iter().map(|w| w.to_string()));
+            // `ip netns exec` mounts the namespace's own /sys, where the
+            // interface is visible. The kernel refuses the write on a
+            // device without NAPI (EOPNOTSUPP): switching off, that means
+            // there is nothing threaded, so it is not an error.
+            let write = format!("echo {threaded} > /sys/class/net/{ifname}/threaded");
+            let threaded_cmd: Vec<String> = [
+                "ip".to_string(),
+                "netns".into(),
+                "exec".into(),
+                ns.clone(),
+                "sh".into(),
+                "-c".into(),
+                if on {
+                    write
+                } else {
+                    format!("{write} 2>/dev/null || true")
+                },
+            ]
+            .to_vec();
+            if on {
+                cmds.extend([gro_cmd, threaded_cmd]);
+            } else {
+                cmds.extend([threaded_cmd, gro_cmd]);
+            }
+        }
+        cmds
+    }
+
+    /// Runs [`Topology::threaded_napi_commands`]. Idempotent.
+    pub fn set_threaded_napi(&self, on: bool) -> Result<(), TopologyError> {
+        self.threaded_napi_commands(on)
+            .iter()
+            .try_for_each(|cmd| run_checked(cmd).map(drop).map_err(TopologyError::Command))
+    }
+
+    /// The relay namespace's veth names (their NAPI threads are the relay's).
+    pub fn relay_ifaces(&self) -> Vec<String> {
+        vec![self.relay_client_if(), self.relay_peer_if()]
+    }
+
+    /// The far ends' veth names (their NAPI threads are the generator's).
+    pub fn far_ifaces(&self) -> Vec<String> {
+        vec![self.clients_if(), self.peers_if()]
+    }
+
     /// Removes leftovers of an earlier run with the same prefix, then
     /// builds the topology. The returned guard tears it down on drop.
     pub fn up(&self) -> Result<TopologyGuard, TopologyError> {
@@ -498,6 +574,37 @@ mod tests {
         assert!(!cmds
             .iter()
             .any(|c| c.contains("h14-rc") || c.contains("h14-rp")));
+    }
+
+    #[test]
+    fn threaded_napi_turns_on_gro_then_threads_on_all_four_ends() {
+        let t = topo("t6b");
+        let on: Vec<String> = t
+            .threaded_napi_commands(true)
+            .iter()
+            .map(|c| c.join(" "))
+            .collect();
+        assert_eq!(on.len(), 8);
+        for (ns, ifname) in t.relay_ends().into_iter().chain(t.far_ends()) {
+            let gro = format!("ip netns exec {ns} ethtool -K {ifname} gro on tso off");
+            let thr = format!("ip netns exec {ns} sh -c echo 1 > /sys/class/net/{ifname}/threaded");
+            let pos = |s: &str| on.iter().position(|c| c == s).unwrap();
+            assert!(pos(&gro) < pos(&thr), "{on:?}");
+        }
+        let off: Vec<String> = t
+            .threaded_napi_commands(false)
+            .iter()
+            .map(|c| c.join(" "))
+            .collect();
+        assert_eq!(
+            off[..2],
+            [
+                "ip netns exec t6b-relay sh -c echo 0 > /sys/class/net/t6b-rc/threaded 2>/dev/null || true",
+                "ip netns exec t6b-relay ethtool -K t6b-rc gro off",
+            ]
+        );
+        assert_eq!(t.relay_ifaces(), ["t6b-rc", "t6b-rp"]);
+        assert_eq!(t.far_ifaces(), ["t6b-cr", "t6b-pr"]);
     }
 
     #[test]

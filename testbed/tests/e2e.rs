@@ -152,6 +152,11 @@ fn a_relay_under_a_cpu_budget_runs_inside_its_cgroup_which_is_removed_after() {
             // inside) ran in it.
             let t = r.window.throttling.expect("cgroup counters sampled");
             assert!(t.periods > 0, "{what}");
+            // Threaded NAPI (the default for every relay): the relay's two
+            // veths' NAPI threads received its traffic inside the budget.
+            let napi = r.napi_threads.as_ref().expect("NAPI threads placed");
+            assert_eq!(napi.relay_side.len(), 2, "{what}");
+            assert!(r.window.relay_napi_secs.is_some_and(|s| s > 0.0), "{what}");
             let group = hierarchy.group_dir(&cgroup::group_name(&topology.prefix, name));
             assert!(!group.exists(), "{} left behind", group.display());
         }

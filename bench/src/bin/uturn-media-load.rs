@@ -70,6 +70,10 @@ struct Args {
     /// Local address for the peers' sockets.
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
+    /// Busy-poll the sockets instead of sleeping (a whole core for the
+    /// generator; keeps wake-ups of sleeping receivers out of the relay's CPU).
+    #[arg(long)]
+    spin: bool,
 }
 
 fn secs(name: &str, value: f64) -> Result<Duration, String> {
@@ -105,6 +109,7 @@ fn config(args: Args) -> Result<Config, String> {
         profiles,
         stream_prefix: args.stream_prefix,
         bind: args.bind,
+        spin: args.spin,
     })
 }
 

@@ -74,6 +74,7 @@ pub fn testbed(topology: &Topology, raw: &str) -> Testbed {
         load_threads: 1,
         perf: false,
         relay_cpu_limit: None,
+        threaded_napi: uturn_testbed::napi::NapiMode::All,
         raw_dir: std::env::temp_dir().join(format!("uturn-testbed-e2e-{}-{raw}", topology.prefix)),
     }
 }
