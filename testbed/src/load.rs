@@ -54,6 +54,8 @@ pub struct LoadTarget {
     /// CPU list for `--cpus` (e.g. `0`).
     pub cpus: String,
     pub json: PathBuf,
+    /// `--aligned`: every session sends in the same instant of its period.
+    pub aligned: bool,
 }
 
 /// `uturn-load`'s command line for `shape` against `target`.
@@ -78,6 +80,9 @@ pub fn load_argv(target: &LoadTarget, shape: &LoadShape) -> Vec<String> {
     flag("--threads", target.threads.to_string());
     flag("--cpus", target.cpus.clone());
     flag("--json", target.json.display().to_string());
+    if target.aligned {
+        argv.push("--aligned".to_string());
+    }
     argv.push("--no-progress".to_string());
     argv
 }
@@ -204,6 +209,7 @@ mod tests {
             threads: 1,
             cpus: "0".into(),
             json: "/o/raw/x.json".into(),
+            aligned: false,
         }
     }
 

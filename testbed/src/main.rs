@@ -100,6 +100,11 @@ struct Opts {
     /// the default keeps the kernel's ordinary softirq path, as a NIC has.
     #[arg(long, global = true, value_enum, default_value = "off")]
     threaded_napi: NapiMode,
+    /// uturn-load's sessions all send in the same instant of each period
+    /// (`--aligned`: the bursts turnutils_uclient makes) instead of evenly
+    /// spread phases; to compare uturn-load with the cross-check's client.
+    #[arg(long, global = true)]
+    aligned_load: bool,
 }
 
 /// `--relay-cpu-limit`: a number of cores, or none.
@@ -303,6 +308,7 @@ fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
         perf: o.perf,
         relay_cpu_limit: None,
         threaded_napi: o.threaded_napi,
+        aligned_load: o.aligned_load,
     };
     let sweeping = matches!(
         cli.command,

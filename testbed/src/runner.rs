@@ -94,6 +94,10 @@ pub struct Testbed {
     /// relay-side NAPI threads are pinned to the relay's CPUs, put into its
     /// budget cgroup and counted with it.
     pub threaded_napi: NapiMode,
+    /// The generator's sessions all send in the same instant of each period
+    /// (`uturn-load --aligned`, turnutils_uclient's bursts) instead of
+    /// evenly spread.
+    pub aligned_load: bool,
 }
 
 /// The relay under test: its process and, under a CPU budget, its cgroup.
@@ -412,6 +416,7 @@ impl Testbed {
             threads: self.load_threads,
             cpus: cpu_list(&self.load_cpus),
             json: json.clone(),
+            aligned: self.aligned_load,
         };
         let argv = wrapped_argv(None, Some(&target.cpus), &load::load_argv(&target, shape));
         let load_log = self.raw_dir.join(format!("{stem}.load.log"));

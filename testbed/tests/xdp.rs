@@ -106,6 +106,7 @@ fn uturn_xdp_relays_everything_through_the_kernel_path() {
             threads: 1,
             cpus: cpu_list(&tb.load_cpus),
             json: json.clone(),
+            aligned: false,
         };
         let argv = wrapped_argv(None, None, &load::load_argv(&target, &shape));
         let gen = Command::new(&argv[0])

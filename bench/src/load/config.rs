@@ -88,6 +88,10 @@ pub struct Args {
     /// Who sends the originals.
     #[arg(long, value_enum, default_value = "peer-echo")]
     pub pattern: Pattern,
+    /// Every session sends in the same instant of each period (the bursts
+    /// turnutils_uclient makes) instead of evenly spread phases.
+    #[arg(long)]
+    pub aligned: bool,
     /// ChannelData or Send/Data indications.
     #[arg(long, value_enum, default_value = "channel")]
     pub mode: Mode,

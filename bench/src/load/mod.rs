@@ -143,7 +143,13 @@ pub fn run(config: Config) -> Result<Summary, LoadError> {
     let shared = Shared {
         credentials: Arc::new(config.credentials.clone()),
         period,
-        phases: Phases::new(args.sessions, period, ramp_ns, &mut thread_rng()),
+        phases: Phases::new(
+            args.sessions,
+            period,
+            ramp_ns,
+            args.aligned,
+            &mut thread_rng(),
+        ),
         base: Instant::now(),
         timeline: OnceLock::new(),
         setup_finished: AtomicUsize::new(0),

@@ -62,8 +62,10 @@ impl Period {
 }
 
 /// Per-session start offsets for a run of `sessions` sessions: index i's
-/// phase (`0 ≤ phase < P`, evenly spaced, shuffled by `rng`) and join time
-/// (`i·R/N` after the ramp start).
+/// phase (`0 ≤ phase < P`, evenly spaced, shuffled by `rng`; or 0 for all
+/// with `aligned`: every session sends in the same instant of each period,
+/// the bursts turnutils_uclient makes) and join time (`i·R/N` after the
+/// ramp start).
 #[derive(Debug, Clone)]
 pub struct Phases {
     phase: Vec<u64>,
@@ -71,10 +73,22 @@ pub struct Phases {
 }
 
 impl Phases {
-    pub fn new(sessions: usize, period: Period, ramp_ns: u64, rng: &mut impl Rng) -> Phases {
+    pub fn new(
+        sessions: usize,
+        period: Period,
+        ramp_ns: u64,
+        aligned: bool,
+        rng: &mut impl Rng,
+    ) -> Phases {
         let n = sessions.max(1) as u128;
         let mut phase: Vec<u64> = (0..sessions)
-            .map(|i| u64::try_from(i as u128 * period.num / (period.den * n)).unwrap_or(0))
+            .map(|i| {
+                if aligned {
+                    0
+                } else {
+                    u64::try_from(i as u128 * period.num / (period.den * n)).unwrap_or(0)
+                }
+            })
             .collect();
         phase.shuffle(rng);
         let join = (0..sessions)
@@ -185,7 +199,7 @@ mod tests {
     /// Runs a pacer of `n` sessions on a virtual clock that jumps from
     /// deadline to deadline, returning every (slot, deadline) before `stop`.
     fn run(n: usize, period: Period, ramp_ns: u64, stop: u64) -> Vec<Due> {
-        let phases = Phases::new(n, period, ramp_ns, &mut rng());
+        let phases = Phases::new(n, period, ramp_ns, false, &mut rng());
         let mut pacer = Pacer::new(period, n);
         for i in 0..n {
             let (offset, k) = phases.first(i, period).unwrap();
@@ -237,7 +251,7 @@ mod tests {
         for d in &sent {
             per_session[d.slot as usize] += 1;
         }
-        let phases = Phases::new(20, p, 0, &mut rng());
+        let phases = Phases::new(20, p, 0, false, &mut rng());
         for (i, count) in per_session.iter().enumerate() {
             let (offset, _) = phases.first(i, p).unwrap();
             // Deadlines offset + k·P < stop: k < (stop − offset) / P.
@@ -245,6 +259,15 @@ mod tests {
             assert_eq!(*count, expected, "session {i}");
         }
         assert!(sent.len() as u64 >= 20 * 416 && sent.len() as u64 <= 20 * 417);
+    }
+
+    #[test]
+    fn aligned_phases_put_every_session_in_the_same_instant() {
+        let p = Period::from_rate(150, 50).unwrap();
+        let phases = Phases::new(10, p, 0, true, &mut rng());
+        for i in 0..10 {
+            assert_eq!(phases.first(i, p), Some((0, 0)), "session {i}");
+        }
     }
 
     #[test]
@@ -268,7 +291,7 @@ mod tests {
             last[d.slot as usize] = Some(d.deadline);
         }
         // Phases: all distinct and spread over the whole period.
-        let phases = Phases::new(n, p, 0, &mut rng());
+        let phases = Phases::new(n, p, 0, false, &mut rng());
         let mut offsets: Vec<u64> = (0..n).map(|i| phases.first(i, p).unwrap().0).collect();
         offsets.sort_unstable();
         offsets.dedup();
@@ -284,7 +307,7 @@ mod tests {
         let p = Period::from_rate(150, 50).unwrap(); // 24 ms
         let ramp = 1_000_000_000;
         let sent = run(n, p, ramp, 3_000_000_000);
-        let phases = Phases::new(n, p, ramp, &mut rng());
+        let phases = Phases::new(n, p, ramp, false, &mut rng());
         for i in 0..n {
             let (offset, k) = phases.first(i, p).unwrap();
             let first = offset + p.times(k);

@@ -75,6 +75,7 @@ pub fn testbed(topology: &Topology, raw: &str) -> Testbed {
         perf: false,
         relay_cpu_limit: None,
         threaded_napi: uturn_testbed::napi::NapiMode::All,
+        aligned_load: false,
         raw_dir: std::env::temp_dir().join(format!("uturn-testbed-e2e-{}-{raw}", topology.prefix)),
     }
 }
