@@ -222,6 +222,8 @@ fn example_config_is_valid() {
     let s = resolve(config).unwrap();
     assert_eq!(s.listen, vec![addr("0.0.0.0:3478")]);
     assert!(s.has_credentials());
+    // The demo page and WHIP/WHEP are on by default, on loopback only.
+    assert_eq!(s.api, Some(addr("127.0.0.1:8080")));
 }
 
 #[test]
