@@ -24,11 +24,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::http::{request, HttpResponse};
 use common::{binding, metric_sum, Auth, Server, ServerOptions};
 use uturn_dtls::{Certificate, DtlsConfig, Endpoint, Event};
 use uturn_media::client::{vp8_payload, Client, ClientConfig, ClientEvent};
@@ -46,51 +47,18 @@ const STREAM: &str = "bad-input";
 // ---------------------------------------------------------------------------
 // HTTP (WHIP/WHEP POST) over a plain TcpStream.
 
-/// An HTTP response: status, Location header, body.
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    location: Option<String>,
-    body: String,
+/// A POST with `content_type` and `body`.
+fn post(api: SocketAddr, path: &str, content_type: &str, body: &str) -> HttpResponse {
+    request(
+        api,
+        "POST",
+        path,
+        &[("Content-Type", content_type)],
+        body.as_bytes(),
+    )
 }
 
-fn post(api: SocketAddr, path: &str, content_type: &str, body: &str) -> Response {
-    let mut stream = TcpStream::connect_timeout(&api, Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("connect {api}: {e}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("set a read timeout");
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).expect("write request");
-    let mut raw = Vec::new();
-    // The server may close right after a complete response.
-    let _ = stream.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("malformed HTTP response: {text:?}"));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    let location = head.lines().find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.trim()
-            .eq_ignore_ascii_case("location")
-            .then(|| value.trim().to_owned())
-    });
-    Response {
-        status,
-        location,
-        body: body.to_owned(),
-    }
-}
-
-fn post_sdp(api: SocketAddr, path: &str, offer: &str) -> Response {
+fn post_sdp(api: SocketAddr, path: &str, offer: &str) -> HttpResponse {
     post(api, path, "application/sdp", offer)
 }
 
@@ -802,7 +770,10 @@ fn bad_media_input_is_rejected_counted_and_harmless(backend: &'static str, port_
                 response.body.trim().len() > 10,
                 "{what} to {path}: the 400 does not say why: {response:?}"
             );
-            assert!(response.location.is_none(), "{what}: a session was created");
+            assert!(
+                response.header("location").is_none(),
+                "{what}: a session was created"
+            );
         }
     }
 

@@ -8,10 +8,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::SocketAddr;
 
+use common::http::{request, HttpResponse as Response};
 use common::{Auth, Server, ServerOptions};
 
 const WHIP_OFFER: &str =
@@ -21,23 +20,13 @@ const WHEP_OFFER: &str =
 const SDP: &str = "application/sdp";
 const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 
-/// An HTTP response: status, header fields (names lower-cased), body.
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
+/// What the WHIP/WHEP answers must carry.
+trait WhipResponse {
+    /// CORS for pages from any origin (the Fetch standard's names).
+    fn assert_cors(&self);
 }
 
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// CORS for pages from any origin (the Fetch standard's names).
+impl WhipResponse for Response {
     fn assert_cors(&self) {
         assert_eq!(
             self.header("access-control-allow-origin"),
@@ -62,55 +51,6 @@ impl Response {
         for name in ["POST", "PATCH", "DELETE", "OPTIONS"] {
             assert!(methods.contains(name), "{name} not allowed: {self:?}");
         }
-    }
-}
-
-/// One HTTP/1.1 request with `Connection: close`.
-fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Response {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).expect("write head");
-    // The server may answer (413) and close before the whole body is sent.
-    let _ = stream.write_all(body);
-    let mut raw = Vec::new();
-    // A reset after a full response (the server closed with unread body
-    // bytes) still leaves the response read.
-    let _ = stream.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("malformed HTTP response: {text:?}"));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {head:?}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Response {
-        status,
-        headers,
-        body: body.to_owned(),
     }
 }
 

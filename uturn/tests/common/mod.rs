@@ -9,7 +9,7 @@
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
-mod http;
+pub mod http;
 mod process;
 pub mod turn;
 
