@@ -453,27 +453,17 @@ impl StreamRouter {
             }
             let mut buf = self.transmits.buffer();
             buf.resize(len + TAILROOM, 0);
-            let sent = rtp::rewrite(plain, &mut buf, &out.rewrite)
-                .map_err(SendError::Rtp)
-                .and_then(|n| {
-                    viewer
-                        .srtp
-                        .protect_rtp(&mut buf, n)
-                        .map_err(SendError::Srtp)
-                });
-            match sent {
-                Ok(n) => {
-                    buf.truncate(n);
-                    out.sender.on_packet(payload.len());
-                    self.stats.rtp_out += 1;
-                    self.stats.bytes_out += n as u64;
-                    self.transmits.push(viewer.local, viewer.remote, buf);
-                }
-                Err(e) => {
-                    self.transmits.recycle(buf);
-                    self.stats.send_failures += 1;
-                    debug!(viewer = viewer.id, error = %e, "cannot forward to viewer");
-                }
+            let written = rtp::rewrite(plain, &mut buf, &out.rewrite);
+            match protect_and_queue(
+                &mut self.transmits,
+                &mut self.stats,
+                &mut viewer.srtp,
+                (viewer.local, viewer.remote),
+                buf,
+                written,
+            ) {
+                Ok(()) => out.sender.on_packet(payload.len()),
+                Err(e) => debug!(viewer = viewer.id, error = %e, "cannot forward to viewer"),
             }
         }
         if waiting {
@@ -716,6 +706,37 @@ fn ext_id_map(publisher: &TrackMap, viewer: &TrackMap) -> ExtIdMap {
         }
     }
     map
+}
+
+/// The last step of every RTP packet to a viewer: `written` bytes of
+/// rewritten RTP in `buf` are SRTP-protected with the viewer's context and
+/// queued to it (counted in `rtp_out`, `bytes_out`), or, on failure, the
+/// buffer goes back to the pool and `send_failures` counts it.
+fn protect_and_queue(
+    transmits: &mut TransmitQueue,
+    stats: &mut RouterStats,
+    srtp: &mut SrtpContext,
+    (local, remote): (SocketAddr, SocketAddr),
+    mut buf: Vec<u8>,
+    written: Result<usize, uturn_rtp::Error>,
+) -> Result<(), SendError> {
+    let sent = written
+        .map_err(SendError::Rtp)
+        .and_then(|n| srtp.protect_rtp(&mut buf, n).map_err(SendError::Srtp));
+    match sent {
+        Ok(n) => {
+            buf.truncate(n);
+            stats.rtp_out += 1;
+            stats.bytes_out += n as u64;
+            transmits.push(local, remote, buf);
+            Ok(())
+        }
+        Err(e) => {
+            transmits.recycle(buf);
+            stats.send_failures += 1;
+            Err(e)
+        }
+    }
 }
 
 /// A failure to produce a packet for sending (never expected; counted).

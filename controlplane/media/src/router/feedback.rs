@@ -15,7 +15,7 @@ use uturn_rtp::rtp;
 use uturn_sdp::MediaKind;
 
 use super::{
-    report, Feedback, SendError, StreamRouter, CACHE_PACKETS, KEYFRAME_REQUEST_INTERVAL,
+    protect_and_queue, report, Feedback, StreamRouter, CACHE_PACKETS, KEYFRAME_REQUEST_INTERVAL,
     KEYFRAME_RETRY_INTERVAL, TAILROOM,
 };
 
@@ -104,25 +104,16 @@ impl StreamRouter {
                 }
                 None => rtp::rewrite(original, &mut buf, &out.rewrite),
             };
-            let sent = written.map_err(SendError::Rtp).and_then(|n| {
-                viewer
-                    .srtp
-                    .protect_rtp(&mut buf, n)
-                    .map_err(SendError::Srtp)
-            });
-            match sent {
-                Ok(n) => {
-                    buf.truncate(n);
-                    self.stats.retransmits += 1;
-                    self.stats.rtp_out += 1;
-                    self.stats.bytes_out += n as u64;
-                    self.transmits.push(viewer.local, viewer.remote, buf);
-                }
-                Err(e) => {
-                    self.transmits.recycle(buf);
-                    self.stats.send_failures += 1;
-                    debug!(viewer = viewer.id, seq, error = %e, "cannot retransmit");
-                }
+            match protect_and_queue(
+                &mut self.transmits,
+                &mut self.stats,
+                &mut viewer.srtp,
+                (viewer.local, viewer.remote),
+                buf,
+                written,
+            ) {
+                Ok(()) => self.stats.retransmits += 1,
+                Err(e) => debug!(viewer = viewer.id, seq, error = %e, "cannot retransmit"),
             }
         }
     }
