@@ -313,11 +313,7 @@ impl MediaEngine {
                 continue;
             };
             slot.active = false;
-            while let Some(t) = slot.router.poll_transmit() {
-                let mut buf = self.transmits.buffer();
-                buf.extend_from_slice(t.contents);
-                self.transmits.push(t.source, t.destination, buf);
-            }
+            slot.router.move_transmits_into(&mut self.transmits);
         }
     }
 }

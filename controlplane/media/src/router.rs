@@ -661,6 +661,12 @@ impl StreamRouter {
         Some(earliest.map_or(self.next_report, |t| t.min(self.next_report)))
     }
 
+    /// Moves every datagram the router queued to `out`, buffers and all
+    /// (no copy): how the engine collects its routers' output.
+    pub fn move_transmits_into(&mut self, out: &mut TransmitQueue) {
+        self.transmits.move_into(out);
+    }
+
     /// The next datagram to send; its bytes stay valid until the next call.
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
         self.transmits.pop()
