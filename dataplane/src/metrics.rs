@@ -88,7 +88,7 @@ pub struct Counters {
 }
 
 /// Number of fields in `uturn_media::MediaStats`.
-const MEDIA_FIELDS: usize = 30;
+const MEDIA_FIELDS: usize = 31;
 
 impl Counters {
     /// Counts one dropped datagram.
@@ -154,6 +154,7 @@ impl Counters {
             s.forwarded_out,
             s.forwarded_in,
             s.transmits_dropped,
+            s.twcc_feedback_sent,
         ];
         for (slot, value) in self.media.iter().zip(values) {
             slot.store(value, Ordering::Relaxed);
@@ -195,6 +196,7 @@ impl Counters {
             forwarded_out: v[27],
             forwarded_in: v[28],
             transmits_dropped: v[29],
+            twcc_feedback_sent: v[30],
         }
     }
 

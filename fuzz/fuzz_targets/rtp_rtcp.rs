@@ -2,7 +2,9 @@
 //! it on decrypted packets: the RTP view, the per-viewer `rewrite` (with an
 //! extension-id map taken from the input), `write_rtx`, the packet cache,
 //! receiver statistics, keyframe detection for every codec, and
-//! `parse_compound` iterated to its end with every packet's inner lists.
+//! `parse_compound` iterated to its end with every packet's inner lists,
+//! and the transport-wide feedback view (`TransportFeedback`) with its
+//! packet and arrival iterators.
 //!
 //! Checked: nothing panics; a rewritten packet or an RTX packet parses
 //! and keeps what it must keep (sequence number, timestamp, marker,
@@ -109,7 +111,25 @@ fn check_rtp(packet: &[u8], map: &ExtIdMap) {
     let _ = stats.report_block(view.ssrc(), 0, 0);
 }
 
+/// The transport-wide feedback view reports exactly its status count,
+/// in consecutive sequence numbers from the base.
+fn check_twcc(buf: &[u8]) {
+    let Ok(feedback) = rtcp::TransportFeedback::parse(buf) else {
+        return;
+    };
+    let mut count = 0u16;
+    let mut expected = feedback.base_sequence();
+    for report in feedback.packets() {
+        assert_eq!(report.sequence, expected);
+        expected = expected.wrapping_add(1);
+        count += 1;
+    }
+    assert_eq!(count, feedback.status_count());
+    assert_eq!(feedback.arrivals().count(), usize::from(count));
+}
+
 fn check_rtcp(buf: &[u8]) {
+    check_twcc(buf);
     let mut scratch = vec![0u8; MAX_OUT];
     for packet in rtcp::parse_compound(buf) {
         let Ok(packet) = packet else {

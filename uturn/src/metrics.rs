@@ -79,6 +79,7 @@ fn sum_media(all: impl Iterator<Item = MediaStats>) -> MediaStats {
             (&mut t.forwarded_out, s.forwarded_out),
             (&mut t.forwarded_in, s.forwarded_in),
             (&mut t.transmits_dropped, s.transmits_dropped),
+            (&mut t.twcc_feedback_sent, s.twcc_feedback_sent),
         ];
         for (total, value) in fields {
             *total = total.wrapping_add(value);
@@ -220,6 +221,11 @@ impl RelayCollector {
                 "uturn_media_retransmissions",
                 "Packets retransmitted from the packet cache in answer to NACKs",
                 t.nacks_answered,
+            ),
+            (
+                "uturn_media_twcc_feedback",
+                "Transport-wide congestion control feedback messages sent to publishers",
+                t.twcc_feedback_sent,
             ),
         ];
         for (name, help, value) in counters {
@@ -621,6 +627,7 @@ mod tests {
                 srtp_replays: 4,
                 nacks_answered: 6,
                 dtls_failures: 1,
+                twcc_feedback_sent: 9,
                 ..MediaStats::default()
             },
         ];
@@ -650,6 +657,7 @@ mod tests {
             ),
             ("uturn_media_keyframe_requests_total", 1),
             ("uturn_media_retransmissions_total", 6),
+            ("uturn_media_twcc_feedback_total", 9),
             ("uturn_media_dtls_failures_total", 1),
             ("uturn_media_rtcp_reports_total{type=\"sr\"}", 5),
             ("uturn_media_mailbox_datagrams_total{direction=\"out\"}", 7),

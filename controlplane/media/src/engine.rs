@@ -295,6 +295,7 @@ impl MediaEngine {
         s.nacks_answered += r.retransmits;
         s.sr_sent += r.sr_sent;
         s.rr_sent += r.rr_sent;
+        s.twcc_feedback_sent += r.twcc_feedback_sent;
         s.transmits_dropped += r.transmits_dropped + self.transmits.dropped();
         s
     }

@@ -36,17 +36,25 @@
 //!   A.3, A.8). Reports go at a fixed period, not RFC 3550 §6.3's
 //!   randomised one: there is one sender per session and the bandwidth is
 //!   a rounding error next to the media.
+//! - `twcc`: transport-wide congestion control feedback to the publisher
+//!   (draft-holmer-rmcat-transport-wide-cc-extensions-01) every
+//!   [`FEEDBACK_INTERVAL`] while its packets arrive, when it negotiated
+//!   transport-cc, so that its bandwidth estimate can grow.
 //!
 //! Nothing allocates per packet once the transmit pool is warm, and no
 //! input makes it panic: every rejected packet is counted in
 //! [`RouterStats`]. Not done: simulcast (one SSRC per track), RTX rate
 //! limits (a viewer can NACK at most the 512 cached packets per message),
-//! congestion control towards viewers.
+//! congestion control towards viewers (their transport-cc feedback is
+//! ignored).
 
 mod feedback;
 mod report;
 #[cfg(test)]
 mod tests;
+mod twcc;
+
+pub use twcc::FEEDBACK_INTERVAL;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
@@ -202,6 +210,12 @@ pub struct RouterStats {
     pub sr_sent: u64,
     /// Receiver reports sent to the publisher.
     pub rr_sent: u64,
+    /// Transport-wide congestion control feedback messages sent to the
+    /// publisher (draft-holmer-rmcat-transport-wide-cc-extensions-01).
+    pub twcc_feedback_sent: u64,
+    /// Transport-wide sequence numbers that arrived after the feedback
+    /// reporting them lost had gone out, or twice: not reported again.
+    pub twcc_late_arrivals: u64,
     /// Packets we failed to rewrite, build or protect (a bug or an
     /// exhausted SRTP index, never expected).
     pub send_failures: u64,
@@ -303,6 +317,9 @@ pub struct StreamRouter {
     viewers: Vec<Viewer>,
     keyframe: feedback::KeyframeLimiter,
     next_report: Instant,
+    /// Transport-wide arrivals to report, when the publisher negotiated
+    /// transport-cc.
+    twcc: Option<twcc::Recorder>,
     unix_epoch: (Instant, SystemTime),
     /// The publisher's packet, decrypted in place.
     scratch: Box<[u8]>,
@@ -333,6 +350,7 @@ impl StreamRouter {
             })
             .collect();
         let cached_track = tracks.iter().position(|t| t.map.kind == MediaKind::Video);
+        let twcc = twcc::Recorder::new(now, &tracks);
         StreamRouter {
             local: publisher.local,
             remote: publisher.remote,
@@ -346,6 +364,7 @@ impl StreamRouter {
             viewers: Vec::new(),
             keyframe: feedback::KeyframeLimiter::default(),
             next_report: now + REPORT_INTERVAL,
+            twcc,
             unix_epoch,
             scratch: vec![0; MAX_DATAGRAM].into_boxed_slice(),
             rtx_scratch: vec![0; MAX_DATAGRAM + TAILROOM].into_boxed_slice(),
@@ -407,6 +426,12 @@ impl StreamRouter {
         let (ssrc, pt) = (packet.ssrc(), packet.payload_type());
         let (seq, timestamp) = (packet.sequence_number(), packet.timestamp());
         let payload = packet.header_len()..packet.header_len() + packet.payload().len();
+        // Every authenticated packet counts for the publisher's bandwidth
+        // estimate, its RTX and padding probes too.
+        let transport_sequence = self.twcc.as_ref().and_then(|r| r.sequence_of(&packet));
+        if let Some(sequence) = transport_sequence {
+            self.record_transport_sequence(now, sequence);
+        }
         let Some(input) = self.classify(ssrc, pt) else {
             return Err(RouterError::UnknownSsrc(ssrc));
         };
@@ -634,9 +659,12 @@ impl StreamRouter {
         }
     }
 
-    /// Timers: the pending keyframe request, reports to the publisher and
-    /// to each viewer.
+    /// Timers: the pending keyframe request, transport-cc feedback,
+    /// reports to the publisher and to each viewer.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.transport_feedback_due().is_some_and(|at| now >= at) {
+            self.send_transport_feedback();
+        }
         if let Some(at) = self.keyframe_due() {
             if now >= at {
                 self.send_keyframe_request(now);
@@ -657,8 +685,15 @@ impl StreamRouter {
     /// When [`handle_timeout`](Self::handle_timeout) next has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let viewers = self.viewers.iter().map(|v| v.next_report);
-        let earliest = viewers.chain(self.keyframe_due()).min();
+        let earliest = viewers
+            .chain(self.keyframe_due())
+            .chain(self.transport_feedback_due())
+            .min();
         Some(earliest.map_or(self.next_report, |t| t.min(self.next_report)))
+    }
+
+    fn transport_feedback_due(&self) -> Option<Instant> {
+        self.twcc.as_ref().and_then(twcc::Recorder::due)
     }
 
     /// Moves every datagram the router queued to `out`, buffers and all

@@ -15,6 +15,7 @@ use std::time::Instant;
 use uturn_dtls::Endpoint;
 use uturn_ice::{IceLite, Pair};
 use uturn_rtp::keyframe::VideoCodec;
+use uturn_sdp::answer::EXT_TRANSPORT_CC;
 use uturn_sdp::{CodecName, NegotiatedMedia};
 use uturn_srtp::SrtpContext;
 
@@ -115,11 +116,18 @@ impl Session {
 
     /// The publisher's tracks: what it sends (our recvonly m-sections),
     /// with the SSRCs its SDP announced (else the router learns them).
+    ///
+    /// The transport-wide sequence number extension stays in a track's
+    /// extensions only if the publisher also negotiated `transport-cc`
+    /// feedback: the router sends that feedback exactly when a publisher
+    /// track lists the extension. Without the feedback, viewers do not get
+    /// the publisher's transport-wide numbers either; they describe the
+    /// publisher's transport, not the viewer's.
     pub fn publisher_tracks(&self) -> Vec<TrackMap> {
         self.media
             .iter()
             .filter(|m| m.direction.receives())
-            .map(|m| track_map(m, m.remote_ssrc, m.remote_rtx_ssrc))
+            .map(publisher_track)
             .collect()
     }
 
@@ -136,6 +144,16 @@ impl Session {
             })
             .collect()
     }
+}
+
+/// A publisher's m-section as the router gets it (see
+/// [`Session::publisher_tracks`]).
+fn publisher_track(m: &NegotiatedMedia) -> TrackMap {
+    let mut track = track_map(m, m.remote_ssrc, m.remote_rtx_ssrc);
+    if !m.codec.has_feedback("transport-cc", None) {
+        track.extensions.retain(|(uri, _)| uri != EXT_TRANSPORT_CC);
+    }
+    track
 }
 
 fn track_map(m: &NegotiatedMedia, ssrc: Option<u32>, rtx_ssrc: Option<u32>) -> TrackMap {
@@ -160,5 +178,69 @@ fn track_map(m: &NegotiatedMedia, ssrc: Option<u32>, rtx_ssrc: Option<u32>) -> T
         nack: c.has_feedback("nack", None),
         pli: c.has_feedback("nack", Some("pli")),
         fir: c.has_feedback("ccm", Some("fir")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use uturn_sdp::{Codec, Direction, Extmap, MediaKind, RtcpFeedback};
+
+    use super::*;
+
+    fn media(feedback: &[&str]) -> NegotiatedMedia {
+        let extmap = |id, uri: &str| Extmap {
+            id,
+            direction: None,
+            uri: uri.to_owned(),
+            attributes: None,
+        };
+        NegotiatedMedia {
+            mid: "1".to_owned(),
+            kind: MediaKind::Video,
+            direction: Direction::RecvOnly,
+            codec: Codec {
+                payload_type: 96,
+                name: CodecName::Vp8,
+                encoding: "VP8".to_owned(),
+                clock_rate: 90_000,
+                channels: None,
+                fmtp: None,
+                feedback: feedback
+                    .iter()
+                    .map(|typ| RtcpFeedback {
+                        payload_type: Some(96),
+                        typ: (*typ).to_owned(),
+                        parameter: None,
+                    })
+                    .collect(),
+            },
+            rtx_payload_type: None,
+            extmaps: vec![
+                extmap(1, "urn:ietf:params:rtp-hdrext:sdes:mid"),
+                extmap(3, EXT_TRANSPORT_CC),
+            ],
+            rtcp_rsize: true,
+            remote_ssrc: Some(7),
+            remote_rtx_ssrc: None,
+            remote_msid: None,
+            local_track: None,
+        }
+    }
+
+    /// The router sends transport-cc feedback exactly when a publisher
+    /// track lists the extension: only with the feedback negotiated too.
+    #[test]
+    fn transport_cc_extension_kept_only_with_its_feedback() {
+        let ids = |t: TrackMap| {
+            t.extensions
+                .into_iter()
+                .map(|(_, id)| id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(publisher_track(&media(&["nack", "transport-cc"]))),
+            [1, 3]
+        );
+        assert_eq!(ids(publisher_track(&media(&["nack"]))), [1]);
     }
 }

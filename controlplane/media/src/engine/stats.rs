@@ -57,6 +57,9 @@ pub struct MediaStats {
     pub sr_sent: u64,
     /// Receiver reports sent to publishers.
     pub rr_sent: u64,
+    /// Transport-wide congestion control feedback messages sent to
+    /// publishers (docs/media.md "Transport-wide congestion feedback").
+    pub twcc_feedback_sent: u64,
     /// RTP from viewers (they are recvonly), or SRTP before DTLS finished:
     /// dropped.
     pub unexpected_media: u64,
@@ -87,5 +90,7 @@ pub(super) fn add_router_stats(a: &mut RouterStats, b: &RouterStats) {
     a.retransmits += b.retransmits;
     a.sr_sent += b.sr_sent;
     a.rr_sent += b.rr_sent;
+    a.twcc_feedback_sent += b.twcc_feedback_sent;
+    a.twcc_late_arrivals += b.twcc_late_arrivals;
     a.transmits_dropped += b.transmits_dropped;
 }

@@ -85,6 +85,14 @@ fn publisher_tracks(announced: bool) -> Vec<TrackMap> {
     vec![audio, video]
 }
 
+/// `tracks` as a publisher that did not negotiate transport-cc.
+fn without_twcc(mut tracks: Vec<TrackMap>) -> Vec<TrackMap> {
+    for t in &mut tracks {
+        t.extensions.retain(|(uri, _)| uri != TWCC);
+    }
+    tracks
+}
+
 /// A viewer's m-sections; `base` picks its SSRCs (`base + 1` audio, `+ 2`
 /// video, `+ 3` video RTX).
 struct ViewerShape {
@@ -597,7 +605,8 @@ fn fir_when_the_publisher_negotiated_only_ccm_fir() {
 
 #[test]
 fn an_unannounced_video_ssrc_is_learned_and_then_asked_for_a_keyframe() {
-    let mut h = Harness::new(publisher_tracks(false));
+    // Without transport-cc, whose feedback timer would come first.
+    let mut h = Harness::new(without_twcc(publisher_tracks(false)));
     h.attach(0, 1, Profile::AeadAes128Gcm, &shape_same());
     assert!(keyframe_requests(&h.deliver().0.rtcp).is_empty());
     h.publish(10, &video(1, 0, false)).unwrap();
@@ -696,7 +705,8 @@ fn nack_without_rtx_resends_the_packet() {
 
 #[test]
 fn sender_reports_per_viewer_track_follow_the_publishers_clock() {
-    let mut h = Harness::new(publisher_tracks(true));
+    // Without transport-cc: only the report and keyframe timers here.
+    let mut h = Harness::new(without_twcc(publisher_tracks(true)));
     h.attach(0, 1, Profile::AeadAes128Gcm, &shape_same());
     h.attach(0, 2, Profile::Aes128CmSha1_80, &shape_renumbered());
     // The publisher's SR at t0: its NTP clock is 5 s behind ours.
@@ -927,4 +937,239 @@ fn detach_stops_the_flow() {
         .handle_feedback(h.at(1600), 1, Feedback::Nack(vec![1]));
     h.router.handle_feedback(h.at(2100), 1, Feedback::Pli);
     assert!(h.drain().is_empty());
+}
+
+/// The transport-cc feedback in decrypted RTCP from the router: each
+/// compound is an empty RR from our SSRC, then the feedback.
+fn transport_feedback(rtcp: &[Vec<u8>]) -> Vec<rtcp::TransportFeedback<'_>> {
+    let mut out = Vec::new();
+    for compound in rtcp {
+        let mut packets = rtcp::parse_compound(compound);
+        let Some(Ok(Packet::ReceiverReport(rr))) = packets.next() else {
+            continue;
+        };
+        if !matches!(
+            packets.next(),
+            Some(Ok(Packet::Other {
+                packet_type: rtcp::packet_type::RTPFB,
+                fmt: rtcp::fmt::TRANSPORT_CC
+            }))
+        ) {
+            continue;
+        }
+        assert_eq!((rr.ssrc(), rr.reports().count()), (RTCP_SSRC, 0));
+        // The RR is 8 octets (no report blocks); the feedback is the rest.
+        out.push(rtcp::TransportFeedback::parse(&compound[8..]).expect("our feedback parses"));
+    }
+    out
+}
+
+/// An audio packet carrying transport-wide sequence number `tseq` (id 3).
+fn audio_tw(seq: u16, tseq: u16) -> Vec<u8> {
+    let tseq = tseq.to_be_bytes();
+    let exts: [(u8, &[u8]); 2] = [(1, b"0"), (3, &tseq)];
+    rtp_packet(
+        OPUS,
+        seq,
+        u32::from(seq) * 960,
+        AUDIO_SSRC,
+        &exts,
+        &[0xa5; 80],
+    )
+}
+
+/// A video packet carrying transport-wide sequence number `tseq` (id 3).
+fn video_tw(seq: u16, tseq: u16) -> Vec<u8> {
+    let tseq = tseq.to_be_bytes();
+    let exts: [(u8, &[u8]); 2] = [(1, b"1"), (3, &tseq)];
+    rtp_packet(VP8, seq, 0, VIDEO_SSRC, &exts, &vp8(seq == 0, 300, 1))
+}
+
+/// A padding-only probe on the publisher's RTX SSRC (RFC 3550 §5.1 P
+/// bit: the last octet counts the padding), with transport-wide `tseq`.
+fn probe_tw(seq: u16, tseq: u16) -> Vec<u8> {
+    let tseq = tseq.to_be_bytes();
+    let mut p = rtp_packet(PUB_RTX, seq, 0, PUB_RTX_SSRC, &[(3, &tseq)], &[0, 0, 0, 4]);
+    p[0] |= 0x20;
+    p
+}
+
+#[test]
+fn transport_cc_feedback_reports_arrivals_losses_and_reordering() {
+    let mut h = Harness::new(publisher_tracks(true));
+    // Transport-wide numbers across the wrap, all kinds of packets: 0
+    // arrives after 1 (reordered), 2 never arrives.
+    h.publish(10, &audio_tw(1, 65_534)).unwrap();
+    h.publish(12, &video_tw(0, 65_535)).unwrap();
+    h.publish(15, &video_tw(1, 1)).unwrap();
+    h.publish(20, &audio_tw(2, 0)).unwrap();
+    h.publish(30, &probe_tw(50, 3)).unwrap();
+    h.publish(31, &video_tw(2, 4)).unwrap();
+    // Due 100 ms after the first arrival; nothing before.
+    assert_eq!(h.router.poll_timeout(), Some(h.at(110)));
+    h.router.handle_timeout(h.at(109));
+    assert!(transport_feedback(&h.deliver().0.rtcp).is_empty());
+    h.router.handle_timeout(h.at(110));
+    let (publisher, _) = h.deliver();
+    let feedback = transport_feedback(&publisher.rtcp);
+    assert_eq!(feedback.len(), 1);
+    let f = &feedback[0];
+    assert_eq!((f.sender_ssrc(), f.media_ssrc()), (RTCP_SSRC, VIDEO_SSRC));
+    assert_eq!((f.base_sequence(), f.status_count()), (65_534, 7));
+    assert_eq!(f.feedback_count(), 0);
+    // Arrivals (ms since the router started) 10, 12, 20, 15, -, 30, 31:
+    // reference time 0, deltas in 250 µs ticks 40, 8, 32, -20, lost, 60, 4.
+    assert_eq!(f.reference_time(), 0);
+    let packets: Vec<(u16, Option<i16>)> = f.packets().map(|p| (p.sequence, p.delta)).collect();
+    assert_eq!(
+        packets,
+        [
+            (65_534, Some(40)),
+            (65_535, Some(8)),
+            (0, Some(32)),
+            (1, Some(-20)),
+            (2, None),
+            (3, Some(60)),
+            (4, Some(4)),
+        ]
+    );
+    assert_eq!(h.router.stats().twcc_feedback_sent, 1);
+
+    // No packets, no feedback timer (the next one is the 1 s report).
+    assert_eq!(h.router.poll_timeout(), Some(h.at(1000)));
+    // 2 arrives after the feedback called it lost: not reported again.
+    h.publish(150, &audio_tw(3, 2)).unwrap();
+    assert_eq!(h.router.poll_timeout(), Some(h.at(1000)));
+    assert_eq!(h.router.stats().twcc_late_arrivals, 1);
+
+    // The run continues at 5 with the next message.
+    h.publish(200, &audio_tw(4, 5)).unwrap();
+    assert_eq!(h.router.poll_timeout(), Some(h.at(300)));
+    h.router.handle_timeout(h.at(300));
+    let (publisher, _) = h.deliver();
+    let feedback = transport_feedback(&publisher.rtcp);
+    assert_eq!(feedback.len(), 1);
+    let f = &feedback[0];
+    assert_eq!(
+        (f.base_sequence(), f.status_count(), f.feedback_count()),
+        (5, 1, 1)
+    );
+    // 200 ms = 3 × 64 ms + 8 ms: delta 32 ticks.
+    assert_eq!(f.reference_time(), 3);
+    assert_eq!(f.packets().next().and_then(|p| p.delta), Some(32));
+    assert_eq!(h.router.stats().twcc_feedback_sent, 2);
+}
+
+#[test]
+fn no_transport_cc_feedback_when_not_negotiated() {
+    let mut h = Harness::new(without_twcc(publisher_tracks(true)));
+    for i in 0..20u16 {
+        h.publish(10 + u64::from(i), &audio_tw(i, i)).unwrap();
+    }
+    // The only timer is the receiver report's.
+    assert_eq!(h.router.poll_timeout(), Some(h.at(1000)));
+    h.router.handle_timeout(h.at(1000));
+    let (publisher, _) = h.deliver();
+    assert_eq!(receiver_reports(&publisher.rtcp).len(), 1);
+    assert!(transport_feedback(&publisher.rtcp).is_empty());
+    assert_eq!(h.router.stats().twcc_feedback_sent, 0);
+}
+
+#[test]
+fn a_long_run_goes_out_at_once_and_a_far_jump_starts_a_new_run() {
+    let mut h = Harness::new(publisher_tracks(true));
+    let early = super::twcc::EARLY_FLUSH as u16;
+    for i in 0..early {
+        h.publish(10, &audio_tw(i, 1000 + i)).unwrap();
+    }
+    // Sent with the packet that made the run long enough, before any timer.
+    let (publisher, _) = h.deliver();
+    let feedback = transport_feedback(&publisher.rtcp);
+    assert_eq!(feedback.len(), 1);
+    assert_eq!(
+        (feedback[0].base_sequence(), feedback[0].status_count()),
+        (1000, early)
+    );
+    assert!(publisher.rtcp[0].len() <= super::twcc::MAX_FEEDBACK);
+    assert_eq!(h.router.poll_timeout(), Some(h.at(1000)));
+
+    // A number far ahead of the window sends the pending run and starts a
+    // new one there.
+    let next = 1000 + early;
+    h.publish(20, &audio_tw(early, next)).unwrap();
+    let far = next + super::twcc::WINDOW as u16 + 10;
+    h.publish(21, &audio_tw(early + 1, far)).unwrap();
+    h.publish(22, &audio_tw(early + 2, far + 1)).unwrap();
+    let feedback_now = h.deliver().0;
+    let feedback = transport_feedback(&feedback_now.rtcp);
+    assert_eq!(feedback.len(), 1);
+    assert_eq!(
+        (feedback[0].base_sequence(), feedback[0].status_count()),
+        (next, 1)
+    );
+    assert_eq!(h.router.poll_timeout(), Some(h.at(121)));
+    h.router.handle_timeout(h.at(121));
+    let (publisher, _) = h.deliver();
+    let feedback = transport_feedback(&publisher.rtcp);
+    assert_eq!(feedback.len(), 1);
+    assert_eq!(
+        (feedback[0].base_sequence(), feedback[0].status_count()),
+        (far, 2)
+    );
+    assert_eq!(feedback[0].feedback_count(), 2);
+    assert_eq!(h.router.stats().twcc_feedback_sent, 3);
+
+    // Two arrivals 9 s apart (the timer was not served in between): a
+    // delta beyond 16 bits, so the run goes out as two messages.
+    h.publish(200, &audio_tw(early + 3, far + 2)).unwrap();
+    h.publish(9_200, &audio_tw(early + 4, far + 3)).unwrap();
+    h.router.handle_timeout(h.at(9_200));
+    let (publisher, _) = h.deliver();
+    let feedback = transport_feedback(&publisher.rtcp);
+    let runs: Vec<(u16, u16)> = feedback
+        .iter()
+        .map(|f| (f.base_sequence(), f.status_count()))
+        .collect();
+    assert_eq!(runs, [(far + 2, 1), (far + 3, 1)]);
+    // 9.2 s = 143 × 64 ms + 48 ms: the second message's own reference time.
+    assert_eq!(feedback[1].reference_time(), 143);
+    assert_eq!(
+        feedback[1].packets().next().and_then(|p| p.delta),
+        Some(192)
+    );
+    assert_eq!(h.router.stats().twcc_feedback_sent, 5);
+}
+
+/// Random transport-wide numbers (wraps, jumps, duplicates, reordering)
+/// at random times: every feedback parses, names numbers the publisher
+/// sent, and no run outgrows the window.
+#[test]
+fn random_transport_sequences_give_well_formed_feedback() {
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(0x7cc);
+    let mut h = Harness::new(publisher_tracks(true));
+    let mut tseq: u16 = rng.gen();
+    let mut sent = std::collections::HashSet::new();
+    let mut ms = 0u64;
+    for i in 0..5_000u16 {
+        ms += rng.gen_range(0..5);
+        tseq = match rng.gen_range(0..100) {
+            0 => rng.gen(),
+            1..=5 => tseq.wrapping_sub(rng.gen_range(0..40)),
+            _ => tseq.wrapping_add(1),
+        };
+        sent.insert(tseq);
+        h.publish(ms, &audio_tw(i, tseq)).unwrap();
+        if rng.gen_range(0..20) == 0 {
+            h.router.handle_timeout(h.at(ms));
+        }
+        let (publisher, _) = h.deliver();
+        for f in transport_feedback(&publisher.rtcp) {
+            assert!(usize::from(f.status_count()) <= super::twcc::WINDOW);
+            for p in f.packets().filter(|p| p.delta.is_some()) {
+                assert!(sent.contains(&p.sequence), "{} never sent", p.sequence);
+            }
+        }
+    }
+    assert!(h.router.stats().twcc_feedback_sent > 10);
 }

@@ -6,6 +6,10 @@
 //! - [`feedback`]: PLI and generic NACK (RFC 4585 §6.3.1, §6.2.1), FIR
 //!   (RFC 5104 §4.3.1).
 //! - [`sdes`]: SDES CNAME and BYE (RFC 3550 §6.5, §6.6).
+//! - [`twcc`]: transport-wide congestion control feedback
+//!   (draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1), written by
+//!   the relay to publishers and read back by its own view; the compound
+//!   walk reports it as [`Packet::Other`].
 //!
 //! Every RTCP packet starts with the same header (RFC 3550 §6.4.1):
 //!
@@ -21,12 +25,14 @@
 pub mod feedback;
 pub mod report;
 pub mod sdes;
+pub mod twcc;
 
 pub use feedback::{write_fir, write_nack, write_pli, FirEntries, FirEntry, Nack, NackLost};
 pub use report::{
     write_rr, write_sr, ReceiverReport, ReportBlock, ReportBlocks, SenderInfo, SenderReport,
 };
 pub use sdes::{write_bye, write_sdes_cname};
+pub use twcc::{write_transport_feedback, FeedbackHeader, TransportFeedback};
 
 use crate::Error;
 
@@ -54,6 +60,9 @@ pub mod fmt {
     pub const PLI: u8 = 1;
     /// Full Intra Request, in PSFB (RFC 5104 §4.3.1).
     pub const FIR: u8 = 4;
+    /// Transport-wide congestion control feedback, in RTPFB
+    /// (draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1).
+    pub const TRANSPORT_CC: u8 = 15;
 }
 
 /// One RTCP packet of a compound.
@@ -124,22 +133,29 @@ fn split_packet(buf: &[u8]) -> Result<(&[u8], &[u8]), Error> {
     buf.split_at_checked(4 * words).ok_or(Error::Truncated)
 }
 
+/// The body of one whole RTCP packet (after its 4-octet header) without
+/// its padding when the P bit of `first_octet` is set: RFC 3550 §6.4.1,
+/// the last octet counts the padding, itself included.
+pub(crate) fn unpadded_body(first_octet: u8, packet: &[u8]) -> Result<&[u8], Error> {
+    let body = packet.get(HEADER_LEN..).unwrap_or_default();
+    if first_octet & 0x20 == 0 {
+        return Ok(body);
+    }
+    let padding = usize::from(*body.last().ok_or(Error::BadPadding)?);
+    let keep = body
+        .len()
+        .checked_sub(padding)
+        .filter(|_| padding != 0)
+        .ok_or(Error::BadPadding)?;
+    body.get(..keep).ok_or(Error::BadPadding)
+}
+
 /// Parses one whole RTCP packet (header included, length already checked).
 fn parse_packet(packet: &[u8]) -> Result<Packet<'_>, Error> {
     let header: &[u8; HEADER_LEN] = packet.first_chunk().ok_or(Error::Truncated)?;
     let count = header[0] & 0x1f;
     let packet_type = header[1];
-    let mut body = packet.get(HEADER_LEN..).unwrap_or_default();
-    if header[0] & 0x20 != 0 {
-        // RFC 3550 §6.4.1: the last octet counts the padding, itself included.
-        let padding = usize::from(*body.last().ok_or(Error::BadPadding)?);
-        let keep = body
-            .len()
-            .checked_sub(padding)
-            .filter(|_| padding != 0)
-            .ok_or(Error::BadPadding)?;
-        body = body.get(..keep).ok_or(Error::BadPadding)?;
-    }
+    let body = unpadded_body(header[0], packet)?;
     Ok(match packet_type {
         packet_type::SR => Packet::SenderReport(SenderReport::parse(count, body)?),
         packet_type::RR => Packet::ReceiverReport(ReceiverReport::parse(count, body)?),
