@@ -33,7 +33,9 @@
 //!        ▼                               ▼
 //!  ChannelData ──► TURN         then drain:  engine.poll_transmit()  → send from `source` to `destination`
 //!                                            engine.poll_timeout()   → re-arm the worker's timer
-//!  timer fired, or engine.has_mail() (one atomic load, checked every loop)
+//!  timer fired, or engine.has_mail() (one atomic load, checked every loop;
+//!  a post to an empty mailbox also wakes the worker through the `Waker`
+//!  it gave Registry::set_waker, so an idle worker does not sleep on mail)
 //!        └──► engine.handle_timeout(now), then drain as above
 //!  shutting down: engine.shutdown(now), then drain poll_transmit (DTLS close_notify)
 //! ```

@@ -16,7 +16,10 @@
 //! - remote address → session (for a datagram that SO_REUSEPORT hashed to
 //!   a worker other than the session's home).
 //!
-//! and, outside the mutex, one mailbox per worker ([`crate::mailbox`]).
+//! and, outside the mutex, one mailbox per worker ([`crate::mailbox`]),
+//! each with the waker of its worker ([`Registry::set_waker`]): posting to
+//! an empty mailbox wakes the worker, so an idle worker handles a command
+//! at once rather than at its next timer.
 //! The lock is taken per signalling request, per claim and per session
 //! event, never per media packet: a worker keeps its own maps of what is
 //! homed on it.
@@ -28,6 +31,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
 use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, info};
@@ -230,6 +234,18 @@ impl Registry {
         self.collect_garbage_locked(&mut state, now);
     }
 
+    /// Sets how to wake worker `worker` when mail reaches its empty
+    /// mailbox (the dataplane: a waker that signals the eventfd the
+    /// worker's backend watches); `None` removes it (the worker stopped).
+    /// Set once when the worker starts; replacing it is allowed. Without
+    /// one, mail waits until the worker's next loop turn. If mail is
+    /// already waiting, the new waker is woken at once.
+    pub fn set_waker(&self, worker: usize, waker: Option<Waker>) {
+        if let Some(m) = self.mailboxes.get(worker) {
+            m.set_waker(waker);
+        }
+    }
+
     // Worker-facing.
 
     /// Whether `worker` has mail (one atomic load).
@@ -244,7 +260,8 @@ impl Registry {
         }
     }
 
-    /// Queues a command for `worker`; false if it was dropped.
+    /// Queues a command for `worker`, waking it if its mailbox was empty;
+    /// false if it was dropped.
     pub(crate) fn send(&self, worker: usize, command: Command) -> bool {
         match self.mailboxes.get(worker) {
             Some(m) => m.push(command),

@@ -16,6 +16,15 @@
 //! (`EAGAIN`) the rest of that run is dropped and counted
 //! ([`IoStats::send_dropped`]): UDP is lossy anyway, the sockets have 4 MiB
 //! buffers, and keeping old media queued only adds latency.
+//!
+//! Waking: the worker's [`Wakeup`] eventfd, once registered
+//! ([`Backend::watch_wake`]), is in the same epoll set, level-triggered like
+//! the sockets: a wake makes `epoll_wait` return, the eventfd is drained
+//! with one `read`, and should a drain ever be skipped the next
+//! `epoll_wait` simply reports it again (edge triggering would save that
+//! `read` but lose that safety; wakes are rare, one per burst of mail).
+//! The batch wait's sleep watches the eventfd too (`ppoll`), so a wake cuts
+//! it short.
 
 #![allow(unsafe_code)]
 
@@ -23,11 +32,14 @@ use std::io;
 use std::mem;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::send::{Chunk, CHUNK_DATAGRAMS};
 use super::sys::{self, GsoCmsg, RawAddr, RECV_CMSG_SPACE};
-use super::{Backend, Batch, IoStats, RecvMeta, SendQueue, Sender, SocketId, SocketTable, Submit};
+use super::{
+    Backend, Batch, IoStats, RecvMeta, SendQueue, Sender, SocketId, SocketTable, Submit, Wakeup,
+};
 
 /// Datagrams per `recvmmsg`.
 pub const RECV_BATCH: usize = 32;
@@ -40,6 +52,9 @@ const RECV_BUF: usize = 64 * 1024;
 const SEND_BATCH: usize = 64;
 /// Events per `epoll_wait`.
 const EVENTS: usize = 64;
+/// The epoll token of the wake-up eventfd: sockets' tokens are their
+/// 32-bit [`SocketId`]s, so no socket has this one.
+const WAKE_TOKEN: u64 = u64::MAX;
 
 /// Level-triggered epoll with `recvmmsg`/`sendmmsg`.
 #[derive(Debug)]
@@ -54,6 +69,8 @@ pub struct EpollBackend {
     /// The last poll handled datagrams: traffic is flowing, so the next
     /// poll first lets a batch gather (when `batch_wait` is on).
     busy: bool,
+    /// The worker's wake-up, once watched.
+    wake: Option<Arc<Wakeup>>,
 }
 
 /// What the send path needs; split from the receive buffers so callbacks can
@@ -126,6 +143,7 @@ impl EpollBackend {
             queue: SendQueue::new(),
             batch_wait: Duration::ZERO,
             busy: false,
+            wake: None,
             io: Io {
                 sockets: SocketTable::new(),
                 gso: true,
@@ -136,9 +154,15 @@ impl EpollBackend {
     }
 
     fn epoll_ctl(&self, op: libc::c_int, fd: RawFd, id: SocketId) -> io::Result<()> {
+        self.epoll_ctl_token(op, fd, u64::from(id.0))
+    }
+
+    /// `epoll_ctl` for readability (level-triggered) with `token` as the
+    /// event's data.
+    fn epoll_ctl_token(&self, op: libc::c_int, fd: RawFd, token: u64) -> io::Result<()> {
         let mut event = libc::epoll_event {
             events: libc::EPOLLIN as u32,
-            u64: u64::from(id.0),
+            u64: token,
         };
         // SAFETY: `event` lives across the call; both fds are open.
         let rc = unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut event) };
@@ -180,8 +204,20 @@ impl Backend for EpollBackend {
         // collects what arrived in `batch_wait`, instead of one wake-up per
         // datagram; the socket buffers (4 MiB) hold it meanwhile. An idle
         // worker (last poll empty) blocks in epoll_wait as usual.
+        // With a wake-up watched, the sleep is a `ppoll` on its eventfd, so
+        // a wake ends it (the eventfd stays readable: `epoll_wait` below
+        // returns at once and drains it).
         if self.busy && !self.batch_wait.is_zero() && !timeout.is_zero() {
-            std::thread::sleep(self.batch_wait.min(timeout));
+            let nap = self.batch_wait.min(timeout);
+            match &self.wake {
+                Some(wake) => {
+                    if let Err(e) = wake.wait(nap) {
+                        tracing::debug!(error = %e, "ppoll on the wake-up eventfd");
+                        std::thread::sleep(nap);
+                    }
+                }
+                None => std::thread::sleep(nap),
+            }
         }
         // Round up so a 0.5 ms timer does not become a busy loop.
         let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
@@ -207,6 +243,14 @@ impl Backend for EpollBackend {
             let Some(event) = self.events.get(i) else {
                 break;
             };
+            if event.u64 == WAKE_TOKEN {
+                // Consume the wake; the caller handles its mail after this
+                // poll. The sockets' datagrams in this batch are still read.
+                if let Some(wake) = &self.wake {
+                    wake.drain();
+                }
+                continue;
+            }
             let id = SocketId(event.u64 as u32);
             while budget > 0 {
                 let Some(entry) = self.io.sockets.get(id) else {
@@ -260,6 +304,18 @@ impl Backend for EpollBackend {
     fn set_batch_wait(&mut self, wait: Duration) -> bool {
         self.batch_wait = wait;
         true
+    }
+
+    fn watch_wake(&mut self, wakeup: Arc<Wakeup>) -> io::Result<()> {
+        if self.wake.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a wake-up eventfd is already watched",
+            ));
+        }
+        self.epoll_ctl_token(libc::EPOLL_CTL_ADD, wakeup.raw_fd(), WAKE_TOKEN)?;
+        self.wake = Some(wakeup);
+        Ok(())
     }
 
     fn name(&self) -> &'static str {

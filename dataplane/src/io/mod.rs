@@ -20,9 +20,21 @@
 //! the [`Sender`] they get), then queue any other output on
 //! [`Backend::sender`], then [`Backend::flush`]; repeat. Nothing is sent
 //! before `flush` unless the send queue fills up.
+//!
+//! A worker blocked in [`Backend::poll`] can be woken from another thread
+//! through its [`Wakeup`] (an `eventfd(2)`), which the backend watches
+//! next to its sockets once [`Backend::watch_wake`] registered it: the
+//! media relay's mailboxes use it so that a command posted to an idle
+//! worker (a WHEP viewer to attach, a DELETE, a datagram another worker
+//! received) is handled at once instead of at the worker's next timer.
+//! A wake ends the wait (a batch wait too); the datagrams already there
+//! are delivered, and the eventfd is drained, so a wake is not sticky.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::task::Wake;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -136,6 +148,16 @@ pub trait Backend: Send {
     /// `"io_uring"` or `"epoll"`.
     fn name(&self) -> &'static str;
 
+    /// Watches `wakeup` while waiting: once it is signalled (from any
+    /// thread), the current or next [`Backend::poll`] returns as soon as it
+    /// has delivered the datagrams already there, even before its timeout
+    /// or batch wait ends, and drains the eventfd (the wake is consumed:
+    /// a later poll waits again). The backend keeps `wakeup` (and so its
+    /// descriptor) alive as long as it watches it. One per backend: a second
+    /// call fails with `AlreadyExists`. Without one, `poll` waits for
+    /// datagrams and its timeout only.
+    fn watch_wake(&mut self, wakeup: Arc<Wakeup>) -> io::Result<()>;
+
     /// Lets a `poll` that found nothing waiting wait up to `wait` for more
     /// than one datagram before it returns (one wake-up per batch instead
     /// of one per datagram under load, at most `wait` of added latency).
@@ -144,6 +166,70 @@ pub trait Backend: Send {
     fn set_batch_wait(&mut self, wait: Duration) -> bool {
         let _ = wait;
         false
+    }
+}
+
+/// A worker's wake-up: an `eventfd(2)` (`EFD_CLOEXEC | EFD_NONBLOCK`)
+/// that the worker's backend watches while it waits
+/// ([`Backend::watch_wake`]) and that any thread can signal.
+///
+/// It implements [`std::task::Wake`], so crates that must not depend on the
+/// dataplane (the media relay's mailboxes) hold it as a plain
+/// [`std::task::Waker`]. Signalling costs one `write(2)`; signals that come
+/// before the worker drains the eventfd add up to one wake-up.
+#[derive(Debug)]
+pub struct Wakeup {
+    fd: OwnedFd,
+}
+
+impl Wakeup {
+    /// A new eventfd, not signalled.
+    pub fn new() -> io::Result<Arc<Wakeup>> {
+        Ok(Arc::new(Wakeup {
+            fd: sys::eventfd()?,
+        }))
+    }
+
+    /// Makes the eventfd readable: a backend waiting on it returns.
+    pub fn signal(&self) {
+        if let Err(e) = sys::eventfd_signal(&self.fd) {
+            // Cannot happen for a valid eventfd and an 8-byte write; the
+            // worker then notices at its next timer.
+            tracing::warn!(error = %e, "cannot signal a worker's eventfd");
+        }
+    }
+
+    /// Consumes the pending signals (one 8-byte `read(2)`); false when
+    /// there were none.
+    pub(crate) fn drain(&self) -> bool {
+        match sys::eventfd_drain(&self.fd) {
+            Ok(count) => count > 0,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot drain a worker's eventfd");
+                false
+            }
+        }
+    }
+
+    /// Waits at most `timeout` for a signal, without consuming it (epoll's
+    /// batch wait sleeps in this instead of a plain sleep).
+    pub(crate) fn wait(&self, timeout: Duration) -> io::Result<bool> {
+        sys::wait_readable(&self.fd, timeout)
+    }
+
+    /// The eventfd, for the backend to watch.
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl Wake for Wakeup {
+    fn wake(self: Arc<Self>) {
+        self.signal();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.signal();
     }
 }
 

@@ -1,7 +1,8 @@
 //! Small pieces of Linux socket ABI both backends need: socket options the
 //! `socket2` crate lacks (`UDP_GRO`, DF bit), socket addresses to and from
-//! their C layout, and the `UDP_GRO` / `UDP_SEGMENT` control messages
-//! (`udp(7)`, `cmsg(3)`).
+//! their C layout, the `UDP_GRO` / `UDP_SEGMENT` control messages
+//! (`udp(7)`, `cmsg(3)`), and the worker's wake-up eventfd (`eventfd(2)`:
+//! create, signal, drain, and a `ppoll(2)` on it for epoll's batch wait).
 //!
 //! Received addresses and control messages are parsed from byte slices with
 //! checked reads: the kernel wrote them, but a malformed one must not panic.
@@ -11,7 +12,8 @@
 use std::io;
 use std::mem;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
 
 use socket2::Socket;
 
@@ -275,6 +277,95 @@ pub(crate) fn is_gso_error(errno: i32) -> bool {
         errno,
         libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP
     )
+}
+
+/// A new `eventfd(2)` (counter 0, `EFD_CLOEXEC | EFD_NONBLOCK`): the
+/// worker's wake-up (see [`super::Wakeup`]).
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; the result is checked before use.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds 1 to an eventfd's counter, making it readable. `EAGAIN` (the
+/// counter is at its maximum) is success: it is readable already.
+pub(crate) fn eventfd_signal(fd: &impl AsRawFd) -> io::Result<()> {
+    let one: u64 = 1;
+    loop {
+        // SAFETY: writes the 8 bytes of `one`, which lives across the call.
+        let rc = unsafe {
+            libc::write(
+                fd.as_raw_fd(),
+                (&one as *const u64).cast(),
+                mem::size_of::<u64>(),
+            )
+        };
+        if rc >= 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::WouldBlock => return Ok(()),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Reads (and so resets to 0) an eventfd's counter; 0 when it was 0
+/// already (`EAGAIN` on a non-blocking eventfd).
+pub(crate) fn eventfd_drain(fd: &impl AsRawFd) -> io::Result<u64> {
+    let mut count: u64 = 0;
+    loop {
+        // SAFETY: reads at most 8 bytes into `count`, which lives across
+        // the call.
+        let rc = unsafe {
+            libc::read(
+                fd.as_raw_fd(),
+                (&mut count as *mut u64).cast(),
+                mem::size_of::<u64>(),
+            )
+        };
+        if rc >= 0 {
+            return Ok(count);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::WouldBlock => return Ok(0),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Waits at most `timeout` (µs precision, `ppoll(2)`) for `fd` to become
+/// readable. True when it is; false on timeout or a signal.
+pub(crate) fn wait_readable(fd: &impl AsRawFd, timeout: Duration) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `pfd` and `ts` live across the call; one entry is passed;
+    // a null signal mask leaves the mask unchanged.
+    let rc = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted {
+            Ok(false)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(rc > 0 && pfd.revents & libc::POLLIN != 0)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::*;
 
@@ -394,6 +394,130 @@ fn interleaved_sockets_keep_per_socket_order(backend: &mut dyn Backend) {
     }
 }
 
+/// A poll timeout no wake test should ever reach: polls that return
+/// "promptly" are checked against [`PROMPT`], far below it.
+const LONG: Duration = Duration::from_secs(20);
+/// The functional bound for "returned because of the wake, not its
+/// timeout" (generous: a loaded CI machine must pass it easily).
+const PROMPT: Duration = Duration::from_secs(10);
+
+/// A wake-up watched by `backend`.
+fn wakeup(backend: &mut dyn Backend) -> Arc<Wakeup> {
+    let w = Wakeup::new().unwrap();
+    backend.watch_wake(w.clone()).unwrap();
+    w
+}
+
+/// Signals `w` from another thread after `delay`.
+fn signal_later(w: &Arc<Wakeup>, delay: Duration) -> std::thread::JoinHandle<()> {
+    let w = w.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(delay);
+        std::task::Waker::from(w).wake();
+    })
+}
+
+/// Whether the eventfd is readable now (a wake not consumed).
+fn pending(w: &Wakeup) -> bool {
+    w.wait(Duration::ZERO).unwrap()
+}
+
+/// The wake was consumed: some later poll blocks for its whole timeout.
+/// (io_uring may end one poll early on the wake's stale zero-timeout
+/// completion; a sticky wake would end every one of them at once.)
+fn blocks_again(backend: &mut dyn Backend) -> bool {
+    let timeout = Duration::from_millis(300);
+    (0..3).any(|_| {
+        let start = Instant::now();
+        backend.poll(timeout, &mut |_, _, _| {}).unwrap();
+        start.elapsed() >= timeout
+    })
+}
+
+fn wake_ends_a_long_poll_and_is_consumed(backend: &mut dyn Backend) {
+    let _ = listener(backend);
+    let w = wakeup(backend);
+    for round in 0..2 {
+        // Idle: the wake, not a datagram, must end the poll. The second
+        // round checks that the watch was re-armed.
+        let signaller = signal_later(&w, Duration::from_millis(100));
+        let start = Instant::now();
+        backend.poll(LONG, &mut |_, _, _| {}).unwrap();
+        let took = start.elapsed();
+        signaller.join().unwrap();
+        assert!(
+            took < PROMPT,
+            "round {round}: poll slept {took:?} through a wake"
+        );
+        assert!(!pending(&w), "round {round}: the eventfd was not drained");
+        assert!(blocks_again(backend), "round {round}: the wake is sticky");
+    }
+}
+
+fn wake_before_poll_returns_at_once(backend: &mut dyn Backend) {
+    let _ = listener(backend);
+    let w = wakeup(backend);
+    // Nobody polls while it is signalled.
+    w.signal();
+    let start = Instant::now();
+    backend.poll(LONG, &mut |_, _, _| {}).unwrap();
+    assert!(start.elapsed() < PROMPT, "slept {:?}", start.elapsed());
+    assert!(!pending(&w));
+    assert!(blocks_again(backend));
+}
+
+fn datagrams_that_came_with_a_wake_are_delivered(backend: &mut dyn Backend) {
+    let (_, addr) = listener(backend);
+    let w = wakeup(backend);
+    // Arms the receive (io_uring submits it here).
+    backend.poll(Duration::ZERO, &mut |_, _, _| {}).unwrap();
+    let peer = client();
+    for i in 0..3 {
+        peer.send_to(&payload(i, 80), addr).unwrap();
+    }
+    w.signal();
+    let mut got = Vec::new();
+    let start = Instant::now();
+    backend
+        .poll(LONG, &mut |_, data, _| got.push(data.to_vec()))
+        .unwrap();
+    assert!(start.elapsed() < PROMPT);
+    assert!(!got.is_empty(), "the wake's poll delivered nothing");
+    // Usually all three came in that poll; any left come next (bounded).
+    let (rest, _) = receive(backend, 3 - got.len());
+    got.extend(rest.into_iter().map(|(_, d)| d));
+    assert_eq!(got, (0..3).map(|i| payload(i, 80)).collect::<Vec<_>>());
+    assert!(!pending(&w));
+}
+
+fn wake_ends_a_batch_wait(backend: &mut dyn Backend) {
+    let (_, addr) = listener(backend);
+    let w = wakeup(backend);
+    // A batch wait far longer than PROMPT: only the wake can end it early.
+    // (io_uring on kernels without `min_wait_usec` keeps the plain wait,
+    // which the wake ends too.)
+    backend.set_batch_wait(Duration::from_secs(15));
+    // Traffic makes the next poll a batch wait (epoll: `busy`).
+    let peer = client();
+    peer.send_to(b"traffic", addr).unwrap();
+    let (got, _) = receive(backend, 1);
+    assert_eq!(got.len(), 1);
+    let signaller = signal_later(&w, Duration::from_millis(100));
+    let start = Instant::now();
+    backend
+        .poll(Duration::from_secs(30), &mut |_, _, _| {})
+        .unwrap();
+    let took = start.elapsed();
+    signaller.join().unwrap();
+    assert!(took < PROMPT, "the batch wait ignored the wake: {took:?}");
+}
+
+fn one_wakeup_per_backend(backend: &mut dyn Backend) {
+    let _ = wakeup(backend);
+    let err = backend.watch_wake(Wakeup::new().unwrap()).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+}
+
 macro_rules! backend_tests {
     ($name:ident, $make:expr) => {
         mod $name {
@@ -467,6 +591,36 @@ macro_rules! backend_tests {
             fn poll_is_bounded_and_loses_nothing() {
                 let Some(mut b) = make() else { return };
                 super::poll_is_bounded_and_loses_nothing(b.as_mut());
+            }
+
+            #[test]
+            fn wake_ends_a_long_poll_and_is_consumed() {
+                let Some(mut b) = make() else { return };
+                super::wake_ends_a_long_poll_and_is_consumed(b.as_mut());
+            }
+
+            #[test]
+            fn wake_before_poll_returns_at_once() {
+                let Some(mut b) = make() else { return };
+                super::wake_before_poll_returns_at_once(b.as_mut());
+            }
+
+            #[test]
+            fn datagrams_that_came_with_a_wake_are_delivered() {
+                let Some(mut b) = make() else { return };
+                super::datagrams_that_came_with_a_wake_are_delivered(b.as_mut());
+            }
+
+            #[test]
+            fn wake_ends_a_batch_wait() {
+                let Some(mut b) = make() else { return };
+                super::wake_ends_a_batch_wait(b.as_mut());
+            }
+
+            #[test]
+            fn one_wakeup_per_backend() {
+                let Some(mut b) = make() else { return };
+                super::one_wakeup_per_backend(b.as_mut());
             }
         }
     };

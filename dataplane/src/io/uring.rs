@@ -41,6 +41,24 @@
 //! (`EIO`/`EINVAL`: no checksum offload, segment above the MTU) is resent
 //! datagram by datagram from the same slots, and GSO stays off from then on.
 //!
+//! **Waking.** The worker's [`Wakeup`] eventfd, once registered
+//! ([`Backend::watch_wake`]), is watched by a one-shot `IORING_OP_POLL_ADD`
+//! (`POLLIN`) linked to an `IORING_OP_TIMEOUT` of zero. Its completion ends
+//! a plain wait (one completion is all it waits for); the zero timeout is
+//! what ends a batch wait, which waits for `BATCH_WAIT_COMPLETIONS`
+//! completions and would otherwise sit out its `min_wait_usec`: the
+//! kernel returns from any wait once a timeout has fired since the wait
+//! began, however few completions it has (the kernel's `io_should_wake`
+//! compares the ring's count of fired timeouts with the one at the start of
+//! the wait). `poll` then delivers the receives already completed, drains
+//! the eventfd with one `read` and re-arms the pair. One-shot rather than multishot: a multishot poll
+//! cannot carry a link, and the re-arm costs two SQEs once per wake (one
+//! wake per burst of mail), submitted with the next `io_uring_enter`
+//! anyway. A signal that comes while the pair is not armed leaves the
+//! eventfd readable, so the re-armed poll completes at once. The pair has
+//! its own `user_data` tag and no buffer, so it never touches the
+//! multishot receives, the provided buffer ring or the send slots.
+//!
 //! **Closing.** [`Backend::remove_socket`] cancels the socket's receive
 //! (`IORING_OP_ASYNC_CANCEL`) and closes the descriptor only once that
 //! receive and the socket's sends have completed, so no completion can name
@@ -53,6 +71,7 @@ use std::io;
 use std::mem;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 use io_uring::types::{Fd, RecvMsgOut, SubmitArgs, Timespec};
@@ -61,7 +80,9 @@ use io_uring::{cqueue, opcode, squeue, EnterFlags, IoUring, Probe};
 use super::bufring::BufRing;
 use super::send::{Chunk, CHUNKS, CHUNK_DATAGRAMS};
 use super::sys::{self, GsoCmsg, RawAddr, RECV_CMSG_SPACE};
-use super::{Backend, Batch, IoStats, RecvMeta, SendQueue, Sender, SocketId, SocketTable, Submit};
+use super::{
+    Backend, Batch, IoStats, RecvMeta, SendQueue, Sender, SocketId, SocketTable, Submit, Wakeup,
+};
 
 /// Provided buffers in the ring (a power of two).
 pub const DEFAULT_BUFFERS: u16 = 512;
@@ -81,12 +102,18 @@ const BUFFER_GROUP: u16 = 0;
 const MIN_KERNEL: (u32, u32) = (6, 0);
 
 /// `user_data` layout: the top two bits say what completed, the low 32 bits
-/// say which socket (receive) or send slot (send).
+/// say which socket (receive) or send slot (send). Tag 0 is the wake-up
+/// pair: [`WAKE_POLL`] and [`WAKE_TIMEOUT`].
 const TAG_SHIFT: u32 = 62;
+const TAG_WAKE: u64 = 0;
 const TAG_RECV: u64 = 1 << TAG_SHIFT;
 const TAG_SEND: u64 = 2 << TAG_SHIFT;
 const TAG_CANCEL: u64 = 3 << TAG_SHIFT;
 const TAG_MASK: u64 = 3 << TAG_SHIFT;
+/// `user_data` of the poll on the wake-up eventfd.
+const WAKE_POLL: u64 = TAG_WAKE | 1;
+/// `user_data` of the zero timeout linked after it.
+const WAKE_TIMEOUT: u64 = TAG_WAKE | 2;
 
 /// Completions a batch wait asks for before its `min_wait_usec` ends it
 /// early (see [`Io::wait`]): well under [`POLL_BUDGET`], so a batch this
@@ -149,6 +176,8 @@ fn check_support(ring: &IoUring) -> io::Result<()> {
         (opcode::RecvMsg::CODE, "RECVMSG"),
         (opcode::SendMsg::CODE, "SENDMSG"),
         (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
+        (opcode::PollAdd::CODE, "POLL_ADD"),
+        (opcode::Timeout::CODE, "TIMEOUT"),
     ] {
         if !probe.is_supported(code) {
             return Err(io::Error::new(
@@ -235,6 +264,13 @@ struct Io {
     batch_wait_us: u32,
     /// The kernel supports `min_wait_usec` (Linux ≥ 6.12).
     min_timeout: bool,
+    /// The worker's wake-up, once watched (see the module docs).
+    wake: Option<Arc<Wakeup>>,
+    /// The wake-up's poll is submitted (or queued for submission).
+    wake_armed: bool,
+    /// The zero timeout linked after the wake-up's poll. Boxed: the kernel
+    /// reads it when the link is submitted.
+    wake_timeout: Box<Timespec>,
 }
 
 impl std::fmt::Debug for Io {
@@ -408,6 +444,9 @@ impl UringBackend {
                 outstanding: 0,
                 batch_wait_us: 0,
                 min_timeout,
+                wake: None,
+                wake_armed: false,
+                wake_timeout: Box::new(Timespec::new()),
             },
         })
     }
@@ -418,6 +457,10 @@ impl UringBackend {
         c: Completion,
         on_recv: &mut dyn FnMut(&RecvMeta, &[u8], &mut Sender<'_>),
     ) {
+        if c.user_data == WAKE_POLL {
+            self.io.woken(c.result);
+            return;
+        }
         if c.user_data & TAG_MASK != TAG_RECV {
             // Cancel completions: 0, ENOENT (already ended) or EALREADY.
             return;
@@ -578,6 +621,7 @@ impl Backend for UringBackend {
                 self.io.arm(id, &self.recv_hdr);
             }
         }
+        self.io.arm_wake();
         Ok(())
     }
 
@@ -607,6 +651,18 @@ impl Backend for UringBackend {
         }
         self.io.batch_wait_us = u32::try_from(wait.as_micros()).unwrap_or(u32::MAX);
         true
+    }
+
+    fn watch_wake(&mut self, wakeup: Arc<Wakeup>) -> io::Result<()> {
+        if self.io.wake.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a wake-up eventfd is already watched",
+            ));
+        }
+        self.io.wake = Some(wakeup);
+        self.io.arm_wake();
+        Ok(())
     }
 }
 
@@ -702,6 +758,69 @@ impl Io {
         } else {
             self.rearm.push_back(id);
         }
+    }
+
+    /// Queues the wake-up's poll and its linked zero timeout, if a wake-up
+    /// is watched and they are not armed yet. Both or neither: a poll
+    /// without its timeout would not end a batch wait.
+    fn arm_wake(&mut self) {
+        let Some(wake) = self.wake.as_ref() else {
+            return;
+        };
+        if self.wake_armed {
+            return;
+        }
+        let poll = opcode::PollAdd::new(Fd(wake.raw_fd()), libc::POLLIN as u32)
+            .build()
+            .flags(squeue::Flags::IO_LINK)
+            .user_data(WAKE_POLL);
+        let timeout = opcode::Timeout::new(&*self.wake_timeout)
+            .build()
+            .user_data(WAKE_TIMEOUT);
+        for _ in 0..2 {
+            // SAFETY: the poll points at no memory and its fd stays open
+            // while `self.wake` holds the eventfd (dropped only with the
+            // backend, after `quiesce`); the timeout points at the boxed
+            // `wake_timeout`, which lives as long as the backend and is read
+            // by the kernel when the entry is submitted.
+            let pushed = unsafe {
+                self.ring
+                    .submission()
+                    .push_multiple(&[poll.clone(), timeout.clone()])
+            };
+            if pushed.is_ok() {
+                self.wake_armed = true;
+                self.outstanding += 2;
+                return;
+            }
+            if let Err(e) = self.submit_now() {
+                tracing::debug!(error = %e, "io_uring submit with a full queue");
+            }
+        }
+        // Still full: `poll` tries again at its end.
+    }
+
+    /// The wake-up's poll completed with `result` (a `POLLIN` mask, or an
+    /// error): drain the eventfd so the wake is not sticky; re-armed at the
+    /// end of `poll`.
+    fn woken(&mut self, result: i32) {
+        self.wake_armed = false;
+        if result >= 0 {
+            if let Some(wake) = self.wake.as_ref() {
+                wake.drain();
+            }
+            return;
+        }
+        if -result == libc::ECANCELED {
+            return; // quiesce cancelled it: the backend is going away
+        }
+        // An error would come back at once on every re-arm: stop watching
+        // rather than spin; mail then waits for the worker's next timer.
+        tracing::warn!(
+            errno = -result,
+            "poll on the wake-up eventfd failed; no longer watched"
+        );
+        self.wake = None;
     }
 
     /// Closes a removed socket once the kernel no longer uses it.
@@ -815,6 +934,16 @@ impl Io {
                 match c.user_data & TAG_MASK {
                     TAG_SEND => self.complete_send(c, queue),
                     TAG_CANCEL => self.outstanding = self.outstanding.saturating_sub(1),
+                    TAG_WAKE => {
+                        // Both are one-shot: this is their final completion.
+                        self.outstanding = self.outstanding.saturating_sub(1);
+                        // The poll's completion is handled by `poll`, in
+                        // order with the receives; the timeout's only job
+                        // was to end a wait.
+                        if c.user_data == WAKE_POLL {
+                            self.pending.push_back(c);
+                        }
+                    }
                     _ => self.pending.push_back(c),
                 }
             }
