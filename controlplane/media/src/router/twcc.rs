@@ -249,7 +249,10 @@ impl StreamRouter {
                 self.stats.twcc_feedback_sent += 1;
             }
             recorder.feedback_count = recorder.feedback_count.wrapping_add(1);
-            at += packets;
+            // The writer reports at least one entry when it succeeds (the
+            // first received one sets the reference time, so its delta
+            // fits); `max(1)` keeps a broken promise from looping forever.
+            at += packets.max(1);
         }
         if len > 0 {
             recorder
