@@ -74,6 +74,13 @@ struct Args {
     /// generator; keeps wake-ups of sleeping receivers out of the relay's CPU).
     #[arg(long)]
     spin: bool,
+    /// Send video as frames: this many per second, each of video-pps ÷
+    /// frame-rate packets back to back, the way a browser's pacer lets a
+    /// frame leave (libwebrtc's PacingController sends up to 40 ms of
+    /// media at once, kDefaultBurstInterval). Default: packets evenly
+    /// spaced.
+    #[arg(long)]
+    frame_rate: Option<u32>,
 }
 
 fn secs(name: &str, value: f64) -> Result<Duration, String> {
@@ -110,6 +117,7 @@ fn config(args: Args) -> Result<Config, String> {
         stream_prefix: args.stream_prefix,
         bind: args.bind,
         spin: args.spin,
+        frame_rate: args.frame_rate.filter(|&f| f > 0),
     })
 }
 

@@ -65,6 +65,10 @@ pub struct Config {
     /// every send also wake it (on loopback the sender runs the
     /// receiver's network stack), which would be counted as relay CPU.
     pub spin: bool,
+    /// Video in frames of `video_pps / frame_rate` packets sent back to
+    /// back, `frame_rate` times a second (a browser's pacer bursts a frame);
+    /// `None`: packets evenly spaced.
+    pub frame_rate: Option<u32>,
 }
 
 /// What a run measured.
@@ -207,7 +211,14 @@ fn publish(config: &Config, peers: &mut [Peer], buf: &mut Vec<u8>) -> Result<Mea
     let video_key = vp8_payload(true, config.video_payload);
     let video_delta = vp8_payload(false, config.video_payload);
     let audio = vec![0x55u8; config.audio_payload];
-    let video_period = Duration::from_secs(1) / config.video_pps;
+    // Evenly spaced packets, or frames of `per_frame` packets at once.
+    let (video_period, per_frame) = match config.frame_rate {
+        Some(fps) => (
+            Duration::from_secs(1) / fps,
+            (config.video_pps / fps).max(1),
+        ),
+        None => (Duration::from_secs(1) / config.video_pps, 1),
+    };
     let audio_period = (config.audio_pps > 0).then(|| Duration::from_secs(1) / config.audio_pps);
     let key_every = (config.keyframe_interval.as_secs_f64() * f64::from(config.video_pps))
         .round()
@@ -245,16 +256,18 @@ fn publish(config: &Config, peers: &mut [Peer], buf: &mut Vec<u8>) -> Result<Mea
         // Publishers are the first `streams` peers.
         for (stream, peer) in peers.iter_mut().take(config.streams).enumerate() {
             while next_video[stream] <= now {
-                let n = sent_video[stream];
-                let payload = if n.is_multiple_of(key_every) {
-                    &video_key
-                } else {
-                    &video_delta
-                };
-                peer.client.send_rtp(now, MediaKind::Video, payload, true)?;
-                sent_video[stream] += 1;
+                for _ in 0..per_frame {
+                    let n = sent_video[stream];
+                    let payload = if n.is_multiple_of(key_every) {
+                        &video_key
+                    } else {
+                        &video_delta
+                    };
+                    peer.client.send_rtp(now, MediaKind::Video, payload, true)?;
+                    sent_video[stream] += 1;
+                    published += u64::from(counting);
+                }
                 next_video[stream] += video_period;
-                published += u64::from(counting);
             }
             if let Some(period) = audio_period {
                 while next_audio[stream] <= now {
