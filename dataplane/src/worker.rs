@@ -21,8 +21,10 @@
 //!
 //! With the media relay on (`Config::media`), the worker also runs a
 //! [`MediaEngine`] (docs/media.md): DTLS and RTP/RTCP from a listener go to
-//! it straight from the receive callback (no copy; its answers and its
-//! fan-out leave through the same batch), STUN goes to it first in step 2
+//! it straight from the receive callback (no copy), and its datagrams are
+//! sent when the receive batch ends (or every `MEDIA_GROUP` of them),
+//! grouped by destination: a viewer's share of a publisher's burst (a
+//! video frame) then leaves as one UDP GSO send. STUN goes to it first in step 2
 //! (it takes the ICE checks for its ufrags and declines the rest, which go
 //! to the TURN server), and its timers and mailbox (commands from the HTTP
 //! thread and from other workers) run in step 3.
@@ -62,6 +64,12 @@ use crate::metrics::Counters;
 use crate::offload::Offload;
 use crate::table::Table;
 use crate::{BackendChoice, Error, ServerFactory};
+
+/// Media datagrams queued during a receive batch before they are sent
+/// (grouped by destination) without waiting for the batch's end: bounds
+/// the buffers a batch holds (about 1.5 MB) far below the media queue's
+/// bound (`uturn_media::transmit::MAX_QUEUED`).
+const MEDIA_GROUP: usize = 1024;
 
 /// Longest wait in `poll`: how late the stop flag may be noticed. Mail
 /// does not wait for it (the worker is woken).
@@ -241,9 +249,16 @@ impl Worker {
                     // Per datagram: RTCP statistics (jitter, DLSR) need the
                     // arrival time, not the start of a batch wait.
                     media.handle_datagram(Instant::now(), meta.local, meta.source, data);
-                    while let Some(t) = media.poll_transmit() {
-                        if let Some(id) = table.listener(t.source) {
-                            sender.send(id, t.destination, &[t.contents]);
+                    // The fan-out's datagrams wait for the end of the batch
+                    // (or for MEDIA_GROUP of them), grouped by destination:
+                    // a viewer's share of a publisher's burst then leaves as
+                    // one GSO send instead of one send per packet.
+                    if media.queued_transmits() >= MEDIA_GROUP {
+                        media.group_transmits();
+                        while let Some(t) = media.poll_transmit() {
+                            if let Some(id) = table.listener(t.source) {
+                                sender.send(id, t.destination, &[t.contents]);
+                            }
                         }
                     }
                 }
@@ -272,6 +287,11 @@ impl Worker {
                 // Do not spin on a persistent failure; timers still run below.
                 std::thread::sleep(Duration::from_millis(10));
             }
+        }
+
+        if let Some(media) = self.media.as_mut() {
+            media.group_transmits();
+            drain_media(media, &self.table, &mut *self.backend);
         }
 
         let now = Instant::now();

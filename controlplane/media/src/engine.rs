@@ -254,6 +254,28 @@ impl MediaEngine {
         self.transmits.pop()
     }
 
+    /// Datagrams queued and not yet taken with
+    /// [`poll_transmit`](Self::poll_transmit), the routers' included.
+    pub fn queued_transmits(&self) -> usize {
+        let routers: usize = self
+            .pending
+            .iter()
+            .filter_map(|id| self.routers.get(id))
+            .map(|slot| slot.router.queued_transmits())
+            .sum();
+        self.transmits.len() + routers
+    }
+
+    /// Puts the queued datagrams for the same destination next to each
+    /// other, each destination's in order, so that the dataplane can send
+    /// a viewer's share of a publisher's burst as one UDP GSO send. Call
+    /// before draining [`poll_transmit`](Self::poll_transmit) after a
+    /// batch of input.
+    pub fn group_transmits(&mut self) {
+        self.collect();
+        self.transmits.group_by_destination();
+    }
+
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let next = self.timers.peek().map(|Reverse((at, _))| *at);

@@ -696,6 +696,11 @@ impl StreamRouter {
         self.twcc.as_ref().and_then(twcc::Recorder::due)
     }
 
+    /// Datagrams queued and not yet moved out.
+    pub fn queued_transmits(&self) -> usize {
+        self.transmits.len()
+    }
+
     /// Moves every datagram the router queued to `out`, buffers and all
     /// (no copy): how the engine collects its routers' output.
     pub fn move_transmits_into(&mut self, out: &mut TransmitQueue) {
