@@ -10,7 +10,7 @@
 //! one (docs/benchmarks.md, "Media relay fan-out").
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 /// A datagram to send, borrowed from the queue until the next `pop`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +46,6 @@ pub struct TransmitQueue {
 struct Queued {
     source: SocketAddr,
     destination: SocketAddr,
-    /// [`pair_key`] of source and destination: what grouping sorts by.
-    key: u64,
     seq: u64,
     contents: Vec<u8>,
 }
@@ -78,7 +76,6 @@ impl TransmitQueue {
         self.queue.push_back(Queued {
             source,
             destination,
-            key: pair_key(source, destination),
             seq,
             contents,
         });
@@ -130,15 +127,13 @@ impl TransmitQueue {
     /// Reorders the queued datagrams so that those from the same source to
     /// the same destination are consecutive, each pair's datagrams in the
     /// order they were queued (UDP promises nothing across destinations).
-    /// In place: no allocation. Sorted by a 64-bit key computed at `push`,
-    /// because comparing `SocketAddr`s costs about as much per datagram as
-    /// the grouping saves; two pairs whose keys collide may interleave,
-    /// which costs a GSO run, never the order within a pair.
+    /// In place: no allocation (an unstable sort; `seq` keeps each pair's
+    /// order).
     pub fn group_by_destination(&mut self) {
         if self.queue.len() > 1 {
             self.queue
                 .make_contiguous()
-                .sort_unstable_by_key(|q| (q.key, q.seq));
+                .sort_unstable_by_key(|q| (q.source, q.destination, q.seq));
         }
     }
 
@@ -146,23 +141,6 @@ impl TransmitQueue {
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
-}
-
-/// A 64-bit key equal for equal (source, destination) pairs.
-fn pair_key(source: SocketAddr, destination: SocketAddr) -> u64 {
-    fn bits(a: SocketAddr) -> u64 {
-        let ip = match a.ip() {
-            IpAddr::V4(v4) => u64::from(u32::from(v4)),
-            IpAddr::V6(v6) => {
-                let b = u128::from(v6);
-                (b as u64) ^ ((b >> 64) as u64).rotate_left(17)
-            }
-        };
-        ip.rotate_left(16) ^ u64::from(a.port())
-    }
-    // A multiplicative mix (the golden-ratio constant) so that the two
-    // halves do not cancel each other.
-    bits(destination).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ bits(source)
 }
 
 #[cfg(test)]
