@@ -709,11 +709,17 @@ impl Io {
     /// `poll` finds them in the completion queue without entering the
     /// kernel again: one `io_uring_enter` per cycle.
     fn submit_now(&mut self) -> io::Result<()> {
-        let to_submit = self.ring.submission().len();
-        if to_submit == 0 {
+        if self.ring.submission().is_empty() {
             return Ok(()); // nothing queued: save the syscall
         }
+        self.collect()
+    }
+
+    /// Submits what is queued and runs the deferred completions, without
+    /// waiting: `io_uring_enter(GETEVENTS)` with no minimum.
+    fn collect(&mut self) -> io::Result<()> {
         self.enable()?;
+        let to_submit = self.ring.submission().len();
         // SAFETY: no argument pointer; the entries were pushed with their
         // own safety contracts.
         let result = unsafe {
@@ -845,6 +851,12 @@ impl Io {
     /// for at most W of added latency; an idle worker still wakes on the
     /// first datagram.
     fn wait(&mut self, timeout: Duration) -> io::Result<()> {
+        if timeout.is_zero() {
+            // Nothing to wait for: a waiting enter would arm (and cancel) a
+            // timer, which costs a clock-event reprogram; collecting the
+            // deferred completions needs only a submit with GETEVENTS.
+            return self.collect();
+        }
         self.enable()?;
         let batched = self.batch_wait_us > 0
             && timeout >= Duration::from_micros(u64::from(self.batch_wait_us));
