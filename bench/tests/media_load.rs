@@ -3,10 +3,11 @@
 //! the packets the publishers send in the window reach every viewer
 //! (authenticated), the new viewers' keyframe requests reach the
 //! publishers, and the relay's CPU is measured. No CPU number is asserted.
+//! The same through a TUN device (`--tun`), which needs root.
 
 mod common;
 
-use std::net::{TcpListener, UdpSocket};
+use std::net::{IpAddr, TcpListener, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,11 +23,16 @@ struct Relay {
 
 impl Relay {
     fn start() -> Relay {
-        let udp = UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr());
+        Relay::start_on("127.0.0.1".parse().expect("an IP"))
+    }
+
+    /// uturn listening (TURN, ICE-lite media) on `ip`, API on loopback.
+    fn start_on(ip: IpAddr) -> Relay {
+        let udp = UdpSocket::bind((ip, 0)).and_then(|s| s.local_addr());
         let tcp = TcpListener::bind("127.0.0.1:0").and_then(|s| s.local_addr());
         let (udp, tcp) = (udp.expect("free UDP port"), tcp.expect("free TCP port"));
         let child = Command::new(uturn_binary())
-            .args(["--listen", &udp.to_string(), "--relay-ip", "127.0.0.1"])
+            .args(["--listen", &udp.to_string(), "--relay-ip", &ip.to_string()])
             .args(["--realm", "test", "--user", "alice:secret"])
             .args(["--api", &tcp.to_string(), "--threads", "2"])
             .args(["--log-level", "warn"])
@@ -68,6 +74,7 @@ fn config(relay: &Relay, profile: Profile, prefix: &str) -> Config {
         profiles: vec![profile],
         stream_prefix: prefix.to_owned(),
         bind: "127.0.0.1".parse().expect("an IP"),
+        tun: None,
         spin: false,
         frame_rate: None,
     }
@@ -121,4 +128,103 @@ fn frames_sent_as_bursts_reach_every_viewer() {
         "viewers lost packets: {summary:?}"
     );
     assert_eq!(summary.viewer_srtp_errors, 0, "{summary:?}");
+}
+
+/// A TUN device for one test: created, addressed `10.231.N.1/24` and up;
+/// deleted on drop.
+struct TunDevice {
+    name: String,
+    host: IpAddr,
+    peers: IpAddr,
+}
+
+impl TunDevice {
+    fn new() -> TunDevice {
+        let out = Command::new("id").arg("-u").output().expect("run id");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "0",
+            "this test creates a TUN device: run the suite as root (README)"
+        );
+        let n = std::process::id() % 250;
+        let name = format!("utml{n}");
+        let ip = |args: &[&str]| {
+            let status = Command::new("ip").args(args).status().expect("run ip");
+            assert!(status.success(), "ip {args:?} failed");
+        };
+        let _ = Command::new("ip")
+            .args(["link", "del", &name])
+            .stderr(Stdio::null())
+            .status();
+        ip(&["tuntap", "add", "dev", &name, "mode", "tun"]);
+        let device = TunDevice {
+            host: format!("10.231.{n}.1").parse().expect("an IP"),
+            peers: format!("10.231.{n}.2").parse().expect("an IP"),
+            name,
+        };
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", device.host),
+            "dev",
+            &device.name,
+        ]);
+        ip(&["link", "set", &device.name, "txqueuelen", "10000", "up"]);
+        device
+    }
+}
+
+impl Drop for TunDevice {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.name])
+            .status();
+    }
+}
+
+/// The peers behind a TUN device (`--tun`): ICE, DTLS and SRTP work through
+/// hand-built IPv4/UDP packets, the relay's GSO sends of a frame's burst
+/// cross the device whole (segmentation offload) and are split by the
+/// generator, and every viewer gets every packet.
+#[test]
+fn peers_behind_a_tun_device_get_every_packet() {
+    let device = TunDevice::new();
+    let relay = Relay::start_on(device.host);
+    let config = Config {
+        tun: Some(device.name.clone()),
+        bind: device.peers,
+        frame_rate: Some(10),
+        ..config(&relay, Profile::AeadAes128Gcm, "tun")
+    };
+    let summary = media::run(&config).expect("the load runs");
+    assert!(
+        (540..=660).contains(&summary.published),
+        "paced publishing is off: {summary:?}"
+    );
+    // Frames of 10 packets to each of 6 viewers: most of them in GSO sends.
+    assert!(
+        summary.tun_gso_datagrams.is_some_and(|n| n >= 1000),
+        "no UDP GSO packets crossed the device: {summary:?}"
+    );
+    assert!(
+        summary.delivery_ratio > 0.97 && summary.delivery_ratio < 1.03,
+        "viewers lost packets: {summary:?}"
+    );
+    assert_eq!(summary.viewer_srtp_errors, 0, "{summary:?}");
+    assert!(summary.keyframe_requests >= 2, "{summary:?}");
+}
+
+/// A TUN run needs an IPv4, non-loopback peer address: a clear error, not
+/// a run that cannot connect.
+#[test]
+fn tun_with_a_loopback_bind_is_a_configuration_error() {
+    let relay = Relay::start();
+    let config = Config {
+        tun: Some("utml-none".into()),
+        ..config(&relay, Profile::AeadAes128Gcm, "tunbad")
+    };
+    match media::run(&config) {
+        Err(media::Error::Config(message)) => assert!(message.contains("--bind"), "{message}"),
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
 }

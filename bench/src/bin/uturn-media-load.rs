@@ -67,9 +67,17 @@ struct Args {
     /// Stream name prefix.
     #[arg(long, default_value = "load")]
     stream_prefix: String,
-    /// Local address for the peers' sockets.
+    /// Local address for the peers' sockets; with --tun, the peers'
+    /// IPv4 address on the device's network (not the device's own).
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
+    /// Reach the relay through this TUN device (created, addressed and up
+    /// beforehand; needs CAP_NET_ADMIN) instead of a UDP socket per peer:
+    /// the relay's datagrams to viewers then leave its core as through a
+    /// NIC, without the viewers' receive path that loopback runs on the
+    /// sender's core. The relay must listen on the device's address.
+    #[arg(long, value_name = "NAME")]
+    tun: Option<String>,
     /// Busy-poll the sockets instead of sleeping (a whole core for the
     /// generator; keeps wake-ups of sleeping receivers out of the relay's CPU).
     #[arg(long)]
@@ -116,6 +124,7 @@ fn config(args: Args) -> Result<Config, String> {
         profiles,
         stream_prefix: args.stream_prefix,
         bind: args.bind,
+        tun: args.tun,
         spin: args.spin,
         frame_rate: args.frame_rate.filter(|&f| f > 0),
     })

@@ -16,8 +16,15 @@
 //! ten thousand packets per second in total) are far below what one core
 //! of SRTP does. The generator's own CPU is reported too, so a run shows
 //! whether it kept up.
+//!
+//! With `tun` set, the peers are not sockets but addresses behind a TUN
+//! device ([`tun`]): the relay's datagrams to viewers then leave its core
+//! the way they would leave through a NIC, instead of also running the
+//! viewers' receive path there as loopback does.
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+pub mod tun;
+
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -58,8 +65,12 @@ pub struct Config {
     pub profiles: Vec<Profile>,
     /// Stream names are `{prefix}{index}`.
     pub stream_prefix: String,
-    /// Address the peers' sockets bind to.
+    /// Address the peers' sockets bind to; with `tun`, the peers' address
+    /// on the TUN device's network (IPv4).
     pub bind: IpAddr,
+    /// A TUN device to reach the relay through instead of UDP sockets
+    /// (see [`tun`]); the relay must listen on the device's address.
+    pub tun: Option<String>,
     /// Never sleep: poll the sockets without a timeout. Costs the
     /// generator a whole core, but a sleeping receiver makes the relay's
     /// every send also wake it (on loopback the sender runs the
@@ -99,6 +110,10 @@ pub struct Summary {
     pub relay_us_per_packet_per_viewer: Option<f64>,
     /// This generator's CPU as % of one core in the window.
     pub generator_cpu_percent: f64,
+    /// With a TUN device: datagrams that reached the generator inside the
+    /// relay's UDP GSO sends, left whole by the device's segmentation
+    /// offload (whole run).
+    pub tun_gso_datagrams: Option<u64>,
 }
 
 /// Why a run failed.
@@ -114,13 +129,38 @@ pub enum Error {
     Setup { connected: usize, total: usize },
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("TUN device: {0}")]
+    Tun(std::io::Error),
+}
+
+/// First port of the peers behind a TUN device: peer `i` is
+/// `bind:(TUN_PORT_BASE + i)`.
+const TUN_PORT_BASE: u16 = 20_000;
+
+/// How the peers reach the relay.
+enum Net {
+    /// A UDP socket per peer.
+    Sockets,
+    /// One TUN device for all; peers are told apart by port.
+    Tun {
+        device: tun::Tun,
+        scratch: Vec<u8>,
+        /// Datagrams that arrived inside UDP GSO packets.
+        gso_datagrams: u64,
+    },
+}
+
+/// A peer's end of [`Net`].
+enum Link {
+    Socket(UdpSocket),
+    Tun(SocketAddrV4),
 }
 
 /// One peer: its client, its socket, and its Location for the DELETE.
 struct Peer {
     kind: Kind,
     client: Client,
-    socket: UdpSocket,
+    link: Link,
     location: String,
     connected: bool,
     /// PLI/FIR a publisher received.
@@ -139,28 +179,56 @@ pub fn run(config: &Config) -> Result<Summary, Error> {
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(10))
         .build();
+    let mut net = match &config.tun {
+        None => Net::Sockets,
+        Some(name) => {
+            let total = config
+                .streams
+                .saturating_mul(config.viewers.saturating_add(1));
+            if !matches!(config.bind, IpAddr::V4(ip) if !ip.is_loopback())
+                || total > usize::from(u16::MAX - TUN_PORT_BASE)
+            {
+                return Err(Error::Config(format!(
+                    "with a TUN device, --bind must be a non-loopback IPv4 address on its \
+                     network and there can be at most {} peers",
+                    u16::MAX - TUN_PORT_BASE
+                )));
+            }
+            let device = tun::Tun::open(name).map_err(Error::Tun)?;
+            if !device.segmentation_offload() {
+                tracing::warn!("this kernel's TUN has no UDP segmentation offload (Linux < 6.2)");
+            }
+            Net::Tun {
+                device,
+                scratch: Vec::with_capacity(2048),
+                gso_datagrams: 0,
+            }
+        }
+    };
     let started = Instant::now();
     let mut peers: Vec<Peer> = Vec::new();
     let mut buf = Vec::with_capacity(2048);
 
     // Publishers first: a WHEP POST needs the stream to exist.
     for stream in 0..config.streams {
-        peers.push(open_peer(&agent, config, Kind::Publisher, stream)?);
+        let link = link(config, &net, peers.len())?;
+        peers.push(open_peer(&agent, config, Kind::Publisher, stream, link)?);
     }
-    connect(&mut peers, config, started, &mut buf)?;
+    connect(&mut peers, &mut net, config, started, &mut buf)?;
     for stream in 0..config.streams {
         for _ in 0..config.viewers {
-            peers.push(open_peer(&agent, config, Kind::Viewer, stream)?);
+            let link = link(config, &net, peers.len())?;
+            peers.push(open_peer(&agent, config, Kind::Viewer, stream, link)?);
         }
     }
-    connect(&mut peers, config, started, &mut buf)?;
+    connect(&mut peers, &mut net, config, started, &mut buf)?;
     let setup_secs = started.elapsed().as_secs_f64();
     let profile = peers
         .first()
         .and_then(|p| p.client.profile())
         .map_or_else(|| "unknown".to_owned(), |p| format!("{p:?}"));
 
-    let measured = publish(config, &mut peers, &mut buf)?;
+    let measured = publish(config, &mut peers, &mut net, &mut buf)?;
 
     let viewer_srtp_errors = peers
         .iter()
@@ -169,7 +237,7 @@ pub fn run(config: &Config) -> Result<Summary, Error> {
         .sum();
     let keyframe_requests = peers.iter().map(|p| p.keyframe_requests).sum();
     let delivered: u64 = peers.iter().map(|p| p.counted).sum();
-    close_all(&agent, config, &mut peers, &mut buf);
+    close_all(&agent, config, &mut peers, &mut net, &mut buf);
 
     let window_secs = config.duration.as_secs_f64();
     let expected = measured.published * config.viewers as u64;
@@ -195,6 +263,10 @@ pub fn run(config: &Config) -> Result<Summary, Error> {
             .filter(|_| delivered > 0)
             .map(|c| c * 1e6 / delivered as f64),
         generator_cpu_percent: 100.0 * measured.own_cpu / window_secs,
+        tun_gso_datagrams: match net {
+            Net::Tun { gso_datagrams, .. } => Some(gso_datagrams),
+            Net::Sockets => None,
+        },
     })
 }
 
@@ -207,7 +279,12 @@ struct Measured {
 
 /// Paced publishing: a warm-up, then the measured window, in which viewers
 /// count what they receive.
-fn publish(config: &Config, peers: &mut [Peer], buf: &mut Vec<u8>) -> Result<Measured, Error> {
+fn publish(
+    config: &Config,
+    peers: &mut [Peer],
+    net: &mut Net,
+    buf: &mut Vec<u8>,
+) -> Result<Measured, Error> {
     let video_key = vp8_payload(true, config.video_payload);
     let video_delta = vp8_payload(false, config.video_payload);
     let audio = vec![0x55u8; config.audio_payload];
@@ -290,19 +367,42 @@ fn publish(config: &Config, peers: &mut [Peer], buf: &mut Vec<u8>) -> Result<Mea
             deadline = deadline.min(window_start);
         }
         if config.spin {
-            pump(peers, Instant::now(), buf, counting)?;
+            pump(peers, net, Instant::now(), buf, counting)?;
         } else {
-            pump(peers, deadline, buf, counting)?;
+            pump(peers, net, deadline, buf, counting)?;
         }
     }
 }
 
-/// A peer: client, socket, WHIP/WHEP POST, answer applied.
+/// Peer `index`'s end of the network: its own socket, or its address
+/// behind the TUN device.
+fn link(config: &Config, net: &Net, index: usize) -> Result<Link, Error> {
+    match (net, config.bind) {
+        (Net::Tun { .. }, IpAddr::V4(ip)) => {
+            let port = u16::try_from(index)
+                .ok()
+                .and_then(|i| TUN_PORT_BASE.checked_add(i))
+                .ok_or_else(|| Error::Config("too many peers for one TUN address".into()))?;
+            Ok(Link::Tun(SocketAddrV4::new(ip, port)))
+        }
+        (Net::Tun { .. }, IpAddr::V6(_)) => Err(Error::Config(
+            "a TUN device needs an IPv4 --bind address".into(),
+        )),
+        (Net::Sockets, bind) => {
+            let socket = UdpSocket::bind(SocketAddr::new(bind, 0))?;
+            socket.set_nonblocking(true)?;
+            Ok(Link::Socket(socket))
+        }
+    }
+}
+
+/// A peer: client, link, WHIP/WHEP POST, answer applied.
 fn open_peer(
     agent: &ureq::Agent,
     config: &Config,
     kind: Kind,
     stream: usize,
+    link: Link,
 ) -> Result<Peer, Error> {
     let now = Instant::now();
     let client_config = ClientConfig {
@@ -313,8 +413,6 @@ fn open_peer(
         rtx: true,
     };
     let mut client = Client::new(now, client_config)?;
-    let socket = UdpSocket::bind(SocketAddr::new(config.bind, 0))?;
-    socket.set_nonblocking(true)?;
     let path = match kind {
         Kind::Publisher => "whip",
         Kind::Viewer => "whep",
@@ -345,7 +443,7 @@ fn open_peer(
     Ok(Peer {
         kind,
         client,
-        socket,
+        link,
         location,
         connected: false,
         keyframe_requests: 0,
@@ -356,6 +454,7 @@ fn open_peer(
 /// Drives every peer until all are connected (DTLS up).
 fn connect(
     peers: &mut [Peer],
+    net: &mut Net,
     config: &Config,
     started: Instant,
     buf: &mut Vec<u8>,
@@ -373,6 +472,7 @@ fn connect(
         }
         pump(
             peers,
+            net,
             Instant::now() + Duration::from_millis(10),
             buf,
             false,
@@ -385,11 +485,12 @@ fn connect(
 /// events.
 fn pump(
     peers: &mut [Peer],
+    net: &mut Net,
     deadline: Instant,
     buf: &mut Vec<u8>,
     counting: bool,
 ) -> Result<(), Error> {
-    flush(peers, buf);
+    flush(peers, net, buf);
     let now = Instant::now();
     let mut wake = deadline;
     for peer in peers.iter() {
@@ -401,29 +502,14 @@ fn pump(
         .saturating_duration_since(now)
         .as_micros()
         .div_ceil(1000);
-    let mut fds: Vec<libc::pollfd> = peers
-        .iter()
-        .map(|p| libc::pollfd {
-            fd: p.socket.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    wait_readable(&mut fds, timeout_ms.min(i32::MAX as u128) as i32)?;
-    let mut datagram = [0u8; 2048];
-    for (peer, fd) in peers.iter_mut().zip(&fds) {
-        if fd.revents & libc::POLLIN != 0 {
-            loop {
-                match peer.socket.recv_from(&mut datagram) {
-                    Ok((len, from)) => {
-                        let data = datagram.get(..len).unwrap_or_default();
-                        peer.client.handle_datagram(Instant::now(), from, data);
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
+    let timeout_ms = timeout_ms.min(i32::MAX as u128) as i32;
+    match net {
+        Net::Sockets => receive_sockets(peers, timeout_ms)?,
+        Net::Tun {
+            device,
+            gso_datagrams,
+            ..
+        } => receive_tun(peers, device, gso_datagrams, timeout_ms)?,
     }
     let now = Instant::now();
     for peer in peers.iter_mut() {
@@ -448,18 +534,117 @@ fn pump(
             }
         }
     }
-    flush(peers, buf);
+    flush(peers, net, buf);
+    Ok(())
+}
+
+/// Waits up to `timeout_ms` for any peer's socket, then hands every
+/// waiting datagram to its peer.
+fn receive_sockets(peers: &mut [Peer], timeout_ms: i32) -> Result<(), Error> {
+    let mut fds: Vec<libc::pollfd> = peers
+        .iter()
+        .map(|p| libc::pollfd {
+            fd: match &p.link {
+                Link::Socket(s) => s.as_raw_fd(),
+                Link::Tun(_) => -1, // poll(2) skips negative descriptors
+            },
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    wait_readable(&mut fds, timeout_ms)?;
+    let mut datagram = [0u8; 2048];
+    for (peer, fd) in peers.iter_mut().zip(&fds) {
+        let Link::Socket(socket) = &peer.link else {
+            continue;
+        };
+        if fd.revents & libc::POLLIN != 0 {
+            loop {
+                match socket.recv_from(&mut datagram) {
+                    Ok((len, from)) => {
+                        let data = datagram.get(..len).unwrap_or_default();
+                        peer.client.handle_datagram(Instant::now(), from, data);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Packets read from the TUN device per [`receive_tun`], so that a flood
+/// cannot hold up the publishers' pacing.
+const TUN_READ_BUDGET: usize = 4096;
+
+/// Waits up to `timeout_ms` for the TUN device, then hands each waiting
+/// datagram to the peer whose port it is addressed to (a GSO packet is
+/// split first). Anything else (IPv6 neighbour discovery, other hosts) is
+/// ignored.
+fn receive_tun(
+    peers: &mut [Peer],
+    device: &mut tun::Tun,
+    gso_datagrams: &mut u64,
+    timeout_ms: i32,
+) -> Result<(), Error> {
+    let mut fds = [libc::pollfd {
+        fd: device.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    wait_readable(&mut fds, timeout_ms)?;
+    // A GSO packet is up to 64 KiB, plus the vnet header.
+    let mut read = vec![0u8; 65_600];
+    for _ in 0..TUN_READ_BUDGET {
+        let Some(len) = device.recv(&mut read).map_err(Error::Tun)? else {
+            break;
+        };
+        let mut count = 0u64;
+        for udp in tun::datagrams(read.get(..len).unwrap_or_default()) {
+            count += 1;
+            let index = udp.destination.port().checked_sub(TUN_PORT_BASE);
+            let peer = index.and_then(|i| peers.get_mut(usize::from(i)));
+            if let Some(peer) = peer {
+                if matches!(peer.link, Link::Tun(addr) if addr == udp.destination) {
+                    let from = SocketAddr::V4(udp.source);
+                    peer.client
+                        .handle_datagram(Instant::now(), from, udp.payload);
+                }
+            }
+        }
+        if count > 1 {
+            *gso_datagrams += count;
+        }
+    }
     Ok(())
 }
 
 /// Sends every queued datagram of every client.
-fn flush(peers: &mut [Peer], buf: &mut Vec<u8>) {
+fn flush(peers: &mut [Peer], net: &mut Net, buf: &mut Vec<u8>) {
     for peer in peers.iter_mut() {
         while let Some((to, len)) = peer.client.poll_transmit(buf) {
-            if let Some(data) = buf.get(..len) {
-                // A full socket buffer loses this datagram like a network
-                // would; the delivery ratio shows it.
-                let _ = peer.socket.send_to(data, to);
+            let Some(data) = buf.get(..len) else { continue };
+            // A full socket buffer or device queue loses this datagram like
+            // a network would; the delivery ratio shows it.
+            match (&peer.link, &mut *net, to) {
+                (Link::Socket(socket), _, _) => {
+                    let _ = socket.send_to(data, to);
+                }
+                (
+                    Link::Tun(from),
+                    Net::Tun {
+                        device, scratch, ..
+                    },
+                    SocketAddr::V4(to),
+                ) => {
+                    if let Err(e) = device.send(*from, to, data, scratch) {
+                        tracing::debug!(error = %e, "TUN write");
+                    }
+                }
+                (Link::Tun(_), _, _) => {
+                    tracing::debug!(%to, "no route for this datagram behind the TUN device");
+                }
             }
         }
     }
@@ -481,7 +666,13 @@ fn wait_readable(fds: &mut [libc::pollfd], timeout_ms: i32) -> std::io::Result<(
 }
 
 /// Ends every session: DELETE (viewers first), DTLS close_notify sent.
-fn close_all(agent: &ureq::Agent, config: &Config, peers: &mut [Peer], buf: &mut Vec<u8>) {
+fn close_all(
+    agent: &ureq::Agent,
+    config: &Config,
+    peers: &mut [Peer],
+    net: &mut Net,
+    buf: &mut Vec<u8>,
+) {
     let base = config.api.trim_end_matches('/');
     for peer in peers.iter_mut().rev() {
         peer.client.close();
@@ -490,7 +681,7 @@ fn close_all(agent: &ureq::Agent, config: &Config, peers: &mut [Peer], buf: &mut
             tracing::warn!(%url, error = %e, "DELETE failed");
         }
     }
-    flush(peers, buf);
+    flush(peers, net, buf);
 }
 
 /// utime + stime of a process, in seconds (`/proc/PID/stat` fields 14
