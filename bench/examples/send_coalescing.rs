@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use uturn_bench::load::sys::{pin_to_cpu, thread_cpu_ns};
 use uturn_dataplane::io;
 use uturn_dataplane::BackendChoice;
 
@@ -160,32 +161,10 @@ fn run(choice: BackendChoice, total: usize, group: usize) -> std::io::Result<Row
     })
 }
 
-/// This thread's time on a CPU so far, in ns: the first field of
-/// `/proc/thread-self/schedstat` (the scheduler's exact run time).
-fn thread_cpu_ns() -> std::io::Result<u64> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat")?;
-    text.split_whitespace()
-        .next()
-        .and_then(|f| f.parse().ok())
-        .ok_or_else(|| std::io::Error::other("unreadable schedstat"))
-}
-
 /// Pins the calling thread to `cpu` (best effort: the numbers say which
 /// CPU they were taken on only if it worked).
-#[allow(unsafe_code)]
 fn pin_to(cpu: usize) {
-    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET write inside it and
-    // sched_setaffinity reads `size_of::<cpu_set_t>()` bytes of it.
-    let ok = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_ZERO(&mut set);
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
-    };
-    if !ok {
-        eprintln!(
-            "could not pin to CPU {cpu}: {}",
-            std::io::Error::last_os_error()
-        );
+    if let Err(e) = pin_to_cpu(cpu) {
+        eprintln!("could not pin to CPU {cpu}: {e}");
     }
 }

@@ -50,7 +50,7 @@ pub mod framing;
 pub mod pacing;
 pub mod payload;
 pub mod stats;
-mod sys;
+pub mod sys;
 mod worker;
 
 use config::{Config, Mode, Pattern};

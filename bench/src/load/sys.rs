@@ -1,7 +1,8 @@
 //! The few Linux calls the generator needs beyond what `std`, `socket2` and
 //! the dataplane's I/O backends give: entering a network namespace
 //! (`setns(2)`), pinning a thread (`sched_setaffinity(2)`) and raising the
-//! open-file limit (one socket per session).
+//! open-file limit (one socket per session); and a thread's exact CPU time
+//! for the examples that measure the dataplane.
 
 #![allow(unsafe_code)]
 
@@ -72,6 +73,17 @@ pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// The calling thread's time on a CPU so far, in ns: the first field of
+/// `/proc/thread-self/schedstat` (the scheduler's exact run time, not
+/// tick-sampled).
+pub fn thread_cpu_ns() -> io::Result<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat")?;
+    text.split_whitespace()
+        .next()
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| io::Error::other("unreadable schedstat"))
 }
 
 /// Raises the soft open-file limit to the hard one; returns the new soft
