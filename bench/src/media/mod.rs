@@ -144,7 +144,11 @@ enum Net {
     /// One TUN device for all; peers are told apart by port.
     Tun {
         device: tun::Tun,
+        /// Where packets are built before they are written.
         scratch: Vec<u8>,
+        /// Where packets are read: a GSO packet is up to 64 KiB, plus the
+        /// vnet header.
+        read: Vec<u8>,
         /// Datagrams that arrived inside UDP GSO packets.
         gso_datagrams: u64,
     },
@@ -201,6 +205,7 @@ pub fn run(config: &Config) -> Result<Summary, Error> {
             Net::Tun {
                 device,
                 scratch: Vec::with_capacity(2048),
+                read: vec![0; 65_600],
                 gso_datagrams: 0,
             }
         }
@@ -507,9 +512,10 @@ fn pump(
         Net::Sockets => receive_sockets(peers, timeout_ms)?,
         Net::Tun {
             device,
+            read,
             gso_datagrams,
             ..
-        } => receive_tun(peers, device, gso_datagrams, timeout_ms)?,
+        } => receive_tun(peers, device, read, gso_datagrams, timeout_ms)?,
     }
     let now = Instant::now();
     for peer in peers.iter_mut() {
@@ -585,6 +591,7 @@ const TUN_READ_BUDGET: usize = 4096;
 fn receive_tun(
     peers: &mut [Peer],
     device: &mut tun::Tun,
+    read: &mut [u8],
     gso_datagrams: &mut u64,
     timeout_ms: i32,
 ) -> Result<(), Error> {
@@ -594,10 +601,8 @@ fn receive_tun(
         revents: 0,
     }];
     wait_readable(&mut fds, timeout_ms)?;
-    // A GSO packet is up to 64 KiB, plus the vnet header.
-    let mut read = vec![0u8; 65_600];
     for _ in 0..TUN_READ_BUDGET {
-        let Some(len) = device.recv(&mut read).map_err(Error::Tun)? else {
+        let Some(len) = device.recv(read).map_err(Error::Tun)? else {
             break;
         };
         let mut count = 0u64;
