@@ -27,11 +27,27 @@ impl Relay {
     }
 
     /// uturn listening (TURN, ICE-lite media) on `ip`, API on loopback.
+    ///
+    /// The ports are found free by binding port 0 and are then released,
+    /// so a parallel test can take one before this uturn binds it; this
+    /// uturn then exits, while the API port may answer for the other test's
+    /// relay. So a relay counts as started only if, once its API answers,
+    /// the process is still running; otherwise it is tried again on fresh
+    /// ports.
     fn start_on(ip: IpAddr) -> Relay {
+        for _ in 0..5 {
+            if let Some(relay) = Relay::try_start_on(ip) {
+                return relay;
+            }
+        }
+        panic!("uturn did not start on free ports in five attempts");
+    }
+
+    fn try_start_on(ip: IpAddr) -> Option<Relay> {
         let udp = UdpSocket::bind((ip, 0)).and_then(|s| s.local_addr());
         let tcp = TcpListener::bind("127.0.0.1:0").and_then(|s| s.local_addr());
         let (udp, tcp) = (udp.expect("free UDP port"), tcp.expect("free TCP port"));
-        let child = Command::new(uturn_binary())
+        let mut child = Command::new(uturn_binary())
             .args(["--listen", &udp.to_string(), "--relay-ip", &ip.to_string()])
             .args(["--realm", "test", "--user", "alice:secret"])
             .args(["--api", &tcp.to_string(), "--threads", "2"])
@@ -40,13 +56,26 @@ impl Relay {
             .stdout(Stdio::null())
             .spawn()
             .expect("start uturn");
-        let api = format!("http://{tcp}");
+        let exited = |child: &mut Child| child.try_wait().expect("uturn's status").is_some();
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(tcp).is_err() {
+            if exited(&mut child) {
+                return None;
+            }
             assert!(Instant::now() < deadline, "uturn's API never came up");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Relay { child, api }
+        // A uturn that lost a port race exits as soon as it tries to bind
+        // (measured: 0.13 s after the start in a debug build, the API being
+        // bound last); give it well over that to show.
+        std::thread::sleep(Duration::from_millis(500));
+        if exited(&mut child) {
+            return None;
+        }
+        Some(Relay {
+            child,
+            api: format!("http://{tcp}"),
+        })
     }
 }
 
