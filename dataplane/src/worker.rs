@@ -59,7 +59,7 @@ use uturn_media::{MediaEngine, Registry};
 use uturn_turn::{FiveTuple, PeerFilter, RuleChange, Server};
 
 use crate::fastpath::{FastPath, Verdict};
-use crate::io::{self, Backend, Wakeup};
+use crate::io::{self, Backend, Sender, Wakeup};
 use crate::metrics::Counters;
 use crate::offload::Offload;
 use crate::table::Table;
@@ -255,11 +255,7 @@ impl Worker {
                     // one GSO send instead of one send per packet.
                     if media.queued_transmits() >= MEDIA_GROUP {
                         media.group_transmits();
-                        while let Some(t) = media.poll_transmit() {
-                            if let Some(id) = table.listener(t.source) {
-                                sender.send(id, t.destination, &[t.contents]);
-                            }
-                        }
+                        send_media(media, table, sender);
                     }
                 }
             } else if verdict == Verdict::SlowPath {
@@ -438,7 +434,12 @@ fn drain(
 /// Queues the media engine's datagrams, each from the listener whose
 /// address is its source.
 fn drain_media(media: &mut MediaEngine, table: &Table, backend: &mut dyn Backend) {
-    let mut sender = backend.sender();
+    send_media(media, table, &mut backend.sender());
+}
+
+/// Queues every datagram the media engine has on `sender` (one from an
+/// address that is no listener is logged and dropped).
+fn send_media(media: &mut MediaEngine, table: &Table, sender: &mut Sender<'_>) {
     while let Some(t) = media.poll_transmit() {
         match table.listener(t.source) {
             Some(id) => sender.send(id, t.destination, &[t.contents]),

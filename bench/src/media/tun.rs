@@ -176,13 +176,13 @@ pub fn datagrams(read: &[u8]) -> impl Iterator<Item = Ipv4Udp<'_>> {
             Some((udp, piece))
         });
     parsed.into_iter().flat_map(|(udp, piece)| {
-        // A zero-length datagram is still one datagram.
-        let pieces: Box<dyn Iterator<Item = &[u8]>> = if udp.payload.is_empty() {
-            Box::new(std::iter::once(udp.payload))
-        } else {
-            Box::new(udp.payload.chunks(piece))
-        };
-        pieces.map(move |payload| Ipv4Udp { payload, ..udp })
+        // A zero-length datagram is still one datagram (`chunks` of an
+        // empty payload yields none).
+        let empty = udp.payload.is_empty();
+        std::iter::once(udp.payload)
+            .filter(move |_| empty)
+            .chain(udp.payload.chunks(piece))
+            .map(move |payload| Ipv4Udp { payload, ..udp })
     })
 }
 

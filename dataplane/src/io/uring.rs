@@ -578,7 +578,7 @@ impl Backend for UringBackend {
                 .build()
                 .user_data(TAG_CANCEL);
             // SAFETY: a cancel entry points at no memory.
-            if unsafe { self.io.push(&cancel) } {
+            if unsafe { self.io.push(std::slice::from_ref(&cancel)) } {
                 self.io.outstanding += 1;
             }
         }
@@ -678,14 +678,15 @@ impl Submit for Io {
 }
 
 impl Io {
-    /// Pushes one entry, submitting first if the queue is full.
+    /// Pushes `entries`, all or none (a linked pair stays together),
+    /// submitting first if the queue is full.
     ///
     /// # Safety
-    /// Whatever `entry` points at must stay valid until its completion.
-    unsafe fn push(&mut self, entry: &squeue::Entry) -> bool {
+    /// Whatever the entries point at must stay valid until their completion.
+    unsafe fn push(&mut self, entries: &[squeue::Entry]) -> bool {
         for _ in 0..2 {
             // SAFETY: forwarded from the caller.
-            if unsafe { self.ring.submission().push(entry) }.is_ok() {
+            if unsafe { self.ring.submission().push_multiple(entries) }.is_ok() {
                 return true;
             }
             if let Err(e) = self.submit_now() {
@@ -756,7 +757,7 @@ impl Io {
         // SAFETY: the msghdr template is boxed in the backend and outlives
         // every receive (they are cancelled before it drops); the fd stays
         // open until the receive's final completion (see `try_close`).
-        if unsafe { self.push(&entry) } {
+        if unsafe { self.push(std::slice::from_ref(&entry)) } {
             if let Some(socket) = self.sockets.get_mut(id) {
                 socket.armed = true;
             }
@@ -783,27 +784,16 @@ impl Io {
         let timeout = opcode::Timeout::new(&*self.wake_timeout)
             .build()
             .user_data(WAKE_TIMEOUT);
-        for _ in 0..2 {
-            // SAFETY: the poll points at no memory and its fd stays open
-            // while `self.wake` holds the eventfd (dropped only with the
-            // backend, after `quiesce`); the timeout points at the boxed
-            // `wake_timeout`, which lives as long as the backend and is read
-            // by the kernel when the entry is submitted.
-            let pushed = unsafe {
-                self.ring
-                    .submission()
-                    .push_multiple(&[poll.clone(), timeout.clone()])
-            };
-            if pushed.is_ok() {
-                self.wake_armed = true;
-                self.outstanding += 2;
-                return;
-            }
-            if let Err(e) = self.submit_now() {
-                tracing::debug!(error = %e, "io_uring submit with a full queue");
-            }
+        // SAFETY: the poll points at no memory and its fd stays open while
+        // `self.wake` holds the eventfd (dropped only with the backend,
+        // after `quiesce`); the timeout points at the boxed `wake_timeout`,
+        // which lives as long as the backend and is read by the kernel when
+        // the entry is submitted.
+        if unsafe { self.push(&[poll, timeout]) } {
+            self.wake_armed = true;
+            self.outstanding += 2;
         }
-        // Still full: `poll` tries again at its end.
+        // Else still full: `poll` tries again at its end.
     }
 
     /// The wake-up's poll completed with `result` (a `POLLIN` mask, or an
@@ -1004,7 +994,7 @@ impl Io {
         // until this send's completion is reaped (`complete_send` releases
         // the chunk only when all its sends completed). The socket stays
         // open: `sends` below keeps `try_close` from closing it.
-        if !unsafe { self.push(&entry) } {
+        if !unsafe { self.push(std::slice::from_ref(&entry)) } {
             return false;
         }
         if let Some(socket) = self.sockets.get_mut(batch.socket) {
@@ -1090,7 +1080,7 @@ impl UringBackend {
             .build()
             .user_data(TAG_CANCEL);
         // SAFETY: a cancel entry points at no memory.
-        if unsafe { self.io.push(&cancel) } {
+        if unsafe { self.io.push(std::slice::from_ref(&cancel)) } {
             self.io.outstanding += 1;
         }
         for _ in 0..100 {
