@@ -46,8 +46,27 @@ pub struct TransmitQueue {
 struct Queued {
     source: SocketAddr,
     destination: SocketAddr,
-    seq: u64,
+    /// [`pair_key`] of (source, destination) in the high half, the order of
+    /// arrival in the low half: grouping sorts on this one integer.
+    order: u128,
     contents: Vec<u8>,
+}
+
+/// A 64-bit key for a (source, destination) pair. Exact for IPv4 (the
+/// destination's address and port, the source's port; listeners on
+/// different addresses with the same port to the same destination share a
+/// key); IPv6 addresses are folded. Pairs that share a key are only
+/// interleaved in arrival order, which costs coalescing, never order.
+fn pair_key(source: SocketAddr, destination: SocketAddr) -> u64 {
+    let ip = match destination {
+        SocketAddr::V4(a) => u64::from(a.ip().to_bits()),
+        SocketAddr::V6(a) => {
+            let bits = a.ip().to_bits();
+            let folded = (bits as u64) ^ ((bits >> 64) as u64);
+            folded ^ (folded >> 32)
+        }
+    };
+    (ip << 32) | (u64::from(destination.port()) << 16) | u64::from(source.port())
 }
 
 impl TransmitQueue {
@@ -76,7 +95,7 @@ impl TransmitQueue {
         self.queue.push_back(Queued {
             source,
             destination,
-            seq,
+            order: (u128::from(pair_key(source, destination)) << 64) | u128::from(seq),
             contents,
         });
     }
@@ -127,13 +146,15 @@ impl TransmitQueue {
     /// Reorders the queued datagrams so that those from the same source to
     /// the same destination are consecutive, each pair's datagrams in the
     /// order they were queued (UDP promises nothing across destinations).
-    /// In place: no allocation (an unstable sort; `seq` keeps each pair's
-    /// order).
+    /// In place: no allocation (an unstable sort on one integer per
+    /// datagram; its low half, the order of arrival, keeps each pair's
+    /// order). Comparing the addresses themselves cost 3 % of a worker's
+    /// time in the fan-out benchmark.
     pub fn group_by_destination(&mut self) {
         if self.queue.len() > 1 {
             self.queue
                 .make_contiguous()
-                .sort_unstable_by_key(|q| (q.source, q.destination, q.seq));
+                .sort_unstable_by_key(|q| q.order);
         }
     }
 
@@ -216,6 +237,46 @@ mod tests {
             }
         }
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn grouping_ipv6_and_pairs_sharing_a_key_keep_their_order() {
+        let mut q = TransmitQueue::default();
+        let v6 = |port: u16| SocketAddr::from(([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1], port));
+        // Two listeners on different addresses, same port, same viewer:
+        // their pair keys are equal, so they may interleave, but only in
+        // the order they were queued.
+        let other_listener = SocketAddr::from(([127, 0, 0, 2], 1));
+        let pushes = [
+            (addr(1), v6(7), 0u8),
+            (addr(1), addr(9), 1),
+            (other_listener, addr(9), 2),
+            (addr(1), v6(7), 3),
+            (addr(1), addr(9), 4),
+            (other_listener, addr(9), 5),
+        ];
+        for (source, destination, tag) in pushes {
+            let mut b = q.buffer();
+            b.push(tag);
+            q.push(source, destination, b);
+        }
+        q.group_by_destination();
+        let got: Vec<(SocketAddr, SocketAddr, u8)> =
+            std::iter::from_fn(|| q.pop().map(|t| (t.source, t.destination, t.contents[0])))
+                .collect();
+        assert_eq!(got.len(), pushes.len());
+        // Each destination's datagrams are consecutive...
+        let runs = got.windows(2).filter(|w| w[0].1 != w[1].1).count();
+        assert_eq!(runs, 1, "{got:?}");
+        // ...and every (source, destination) pair is in arrival order.
+        for (source, destination, _) in pushes {
+            let tags: Vec<u8> = got
+                .iter()
+                .filter(|g| g.0 == source && g.1 == destination)
+                .map(|g| g.2)
+                .collect();
+            assert!(tags.windows(2).all(|w| w[0] < w[1]), "{got:?}");
+        }
     }
 
     #[test]
