@@ -476,8 +476,9 @@ impl StreamRouter {
                 }
                 out.started = true;
             }
-            let mut buf = self.transmits.buffer();
-            buf.resize(len + TAILROOM, 0);
+            // `rewrite` writes every octet it counts in `written`, and only
+            // those are protected and sent.
+            let mut buf = self.transmits.buffer_with_len(len + TAILROOM);
             let written = rtp::rewrite(plain, &mut buf, &out.rewrite);
             match protect_and_queue(
                 &mut self.transmits,

@@ -77,6 +77,17 @@ impl TransmitQueue {
         buf
     }
 
+    /// A buffer of exactly `len` octets to write a datagram into. Only the
+    /// part beyond what its previous datagram filled is zeroed (the rest
+    /// holds that datagram's bytes), so a caller must overwrite every octet
+    /// it sends: zeroing whole buffers was 1 % of a worker's time in the
+    /// fan-out.
+    pub fn buffer_with_len(&mut self, len: usize) -> Vec<u8> {
+        let mut buf = self.free.pop().unwrap_or_else(|| Vec::with_capacity(1500));
+        buf.resize(len, 0);
+        buf
+    }
+
     /// Gives a buffer back unused.
     pub fn recycle(&mut self, buf: Vec<u8>) {
         self.free.push(buf);
@@ -277,6 +288,21 @@ mod tests {
                 .collect();
             assert!(tags.windows(2).all(|w| w[0] < w[1]), "{got:?}");
         }
+    }
+
+    #[test]
+    fn sized_buffers_reuse_and_extend_with_zeros() {
+        let mut q = TransmitQueue::default();
+        let mut b = q.buffer_with_len(4);
+        assert_eq!(b, [0; 4]);
+        b.copy_from_slice(&[1, 2, 3, 4]);
+        q.recycle(b);
+        // Shorter: the old bytes, cut.
+        let b = q.buffer_with_len(2);
+        assert_eq!(b, [1, 2]);
+        q.recycle(b);
+        // Longer: the old bytes, then zeros.
+        assert_eq!(q.buffer_with_len(6), [1, 2, 0, 0, 0, 0]);
     }
 
     #[test]
