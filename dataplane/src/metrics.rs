@@ -88,7 +88,7 @@ pub struct Counters {
 }
 
 /// Number of fields in `uturn_media::MediaStats`.
-const MEDIA_FIELDS: usize = 31;
+const MEDIA_FIELDS: usize = 32;
 
 impl Counters {
     /// Counts one dropped datagram.
@@ -155,6 +155,7 @@ impl Counters {
             s.forwarded_in,
             s.transmits_dropped,
             s.twcc_feedback_sent,
+            s.nacks_over_budget,
         ];
         for (slot, value) in self.media.iter().zip(values) {
             slot.store(value, Ordering::Relaxed);
@@ -197,6 +198,7 @@ impl Counters {
             forwarded_in: v[28],
             transmits_dropped: v[29],
             twcc_feedback_sent: v[30],
+            nacks_over_budget: v[31],
         }
     }
 
@@ -235,6 +237,8 @@ mod tests {
             bytes_out: 123_456,
             srtp_auth_failures: 7,
             transmits_dropped: 9,
+            twcc_feedback_sent: 13,
+            nacks_over_budget: 11,
             ..Default::default()
         };
         counters.set_media(&s);

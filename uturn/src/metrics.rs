@@ -72,6 +72,7 @@ fn sum_media(all: impl Iterator<Item = MediaStats>) -> MediaStats {
             (&mut t.keyframe_requests, s.keyframe_requests),
             (&mut t.nacks_received, s.nacks_received),
             (&mut t.nacks_answered, s.nacks_answered),
+            (&mut t.nacks_over_budget, s.nacks_over_budget),
             (&mut t.sr_sent, s.sr_sent),
             (&mut t.rr_sent, s.rr_sent),
             (&mut t.unexpected_media, s.unexpected_media),
@@ -221,6 +222,11 @@ impl RelayCollector {
                 "uturn_media_retransmissions",
                 "Packets retransmitted from the packet cache in answer to NACKs",
                 t.nacks_answered,
+            ),
+            (
+                "uturn_media_retransmissions_over_budget",
+                "NACKed packets not retransmitted because the viewer's retransmission budget was spent",
+                t.nacks_over_budget,
             ),
             (
                 "uturn_media_twcc_feedback",

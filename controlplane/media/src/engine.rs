@@ -315,6 +315,7 @@ impl MediaEngine {
         s.keyframe_requests += r.keyframe_requests;
         s.nacks_received += r.nacks_received;
         s.nacks_answered += r.retransmits;
+        s.nacks_over_budget += r.retransmits_over_budget;
         s.sr_sent += r.sr_sent;
         s.rr_sent += r.rr_sent;
         s.twcc_feedback_sent += r.twcc_feedback_sent;

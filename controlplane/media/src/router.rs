@@ -206,6 +206,9 @@ pub struct RouterStats {
     pub retransmits: u64,
     /// NACKed sequence numbers the cache no longer (or never) had.
     pub retransmit_misses: u64,
+    /// NACKed packets not sent again because the viewer's retransmission
+    /// budget was spent (see `feedback::RtxBudget`).
+    pub retransmits_over_budget: u64,
     /// Sender reports sent to viewers.
     pub sr_sent: u64,
     /// Receiver reports sent to the publisher.
@@ -292,6 +295,7 @@ struct Viewer {
     tracks: Vec<OutTrack>,
     cname: String,
     next_report: Instant,
+    rtx_budget: feedback::RtxBudget,
 }
 
 /// The fan-out of one stream: the publisher, its viewers, the packet
@@ -459,7 +463,8 @@ impl StreamRouter {
         let payload = plain.get(payload).unwrap_or_default();
         let video = track.map.kind == MediaKind::Video;
         let keyframe = video && keyframe::is_keyframe(track.map.codec, payload);
-        if self.cached_track == Some(input) {
+        let cached = self.cached_track == Some(input);
+        if cached {
             self.cache.insert(seq, plain);
         }
 
@@ -488,7 +493,12 @@ impl StreamRouter {
                 buf,
                 written,
             ) {
-                Ok(()) => out.sender.on_packet(payload.len()),
+                Ok(()) => {
+                    out.sender.on_packet(payload.len());
+                    if cached {
+                        viewer.rtx_budget.earn(len);
+                    }
+                }
                 Err(e) => debug!(viewer = viewer.id, error = %e, "cannot forward to viewer"),
             }
         }
@@ -599,6 +609,7 @@ impl StreamRouter {
             tracks,
             cname: viewer.cname,
             next_report: now + REPORT_INTERVAL,
+            rtx_budget: feedback::RtxBudget::default(),
         });
         if wants_video {
             self.request_keyframe(now);

@@ -53,6 +53,9 @@ pub struct MediaStats {
     pub nacks_received: u64,
     /// Packets retransmitted in answer to NACKs.
     pub nacks_answered: u64,
+    /// NACKed packets not retransmitted: the viewer's retransmission
+    /// budget was spent (docs/media.md "RTCP").
+    pub nacks_over_budget: u64,
     /// Sender reports sent to viewers.
     pub sr_sent: u64,
     /// Receiver reports sent to publishers.
@@ -88,6 +91,7 @@ pub(super) fn add_router_stats(a: &mut RouterStats, b: &RouterStats) {
     a.keyframe_requests += b.keyframe_requests;
     a.nacks_received += b.nacks_received;
     a.retransmits += b.retransmits;
+    a.retransmits_over_budget += b.retransmits_over_budget;
     a.sr_sent += b.sr_sent;
     a.rr_sent += b.rr_sent;
     a.twcc_feedback_sent += b.twcc_feedback_sent;

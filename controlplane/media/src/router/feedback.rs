@@ -2,7 +2,7 @@
 //! publisher (PLI, RFC 4585 §6.3.1; FIR, RFC 5104 §4.3.1) at most one per
 //! [`KEYFRAME_REQUEST_INTERVAL`], and NACKs (RFC 4585 §6.2.1) answered
 //! from the packet cache, as RTX (RFC 4588 §4) where the viewer negotiated
-//! it.
+//! it, within the viewer's [`RtxBudget`].
 //!
 //! The feedback message follows an empty RR so the packet is a valid
 //! compound (RFC 4585 §3.1) without RFC 5506's reduced size.
@@ -22,6 +22,53 @@ use super::{
 /// Most NACKed sequence numbers answered from one feedback message: a
 /// viewer cannot ask for more than the cache holds.
 const MAX_NACKS_PER_FEEDBACK: usize = CACHE_PACKETS;
+
+/// Octets of retransmission a viewer may have saved up: about 2 s of a
+/// 1 Mbit/s video, or a third of what the packet cache holds.
+const RTX_BUDGET_MAX: usize = 256 * 1024;
+/// What a new viewer starts with: enough for the losses of its first
+/// frames.
+const RTX_BUDGET_START: usize = 64 * 1024;
+
+/// How much a viewer may have retransmitted, in octets. Without a limit a
+/// viewer could NACK the whole cache over and over, and the relay would
+/// spend its CPU (an SRTP protect per packet) and its uplink on it.
+/// libwebrtc's RTP sender limits retransmissions the same way, with a
+/// rate limiter set to its bandwidth estimate over a 1 s window; uturn
+/// has no estimate towards viewers, so a viewer earns half of the octets
+/// of the cached (video) track sent to it: retransmissions can add at
+/// most half of the stream's rate, whatever the viewer asks. Counted in
+/// place, no clock needed (sans-IO).
+#[derive(Debug)]
+pub(super) struct RtxBudget {
+    octets: usize,
+}
+
+impl Default for RtxBudget {
+    fn default() -> Self {
+        Self {
+            octets: RTX_BUDGET_START,
+        }
+    }
+}
+
+impl RtxBudget {
+    /// A video packet of `len` octets went to the viewer.
+    pub(super) fn earn(&mut self, len: usize) {
+        self.octets = self.octets.saturating_add(len / 2).min(RTX_BUDGET_MAX);
+    }
+
+    /// Takes `len` octets if the budget has them.
+    fn spend(&mut self, len: usize) -> bool {
+        match self.octets.checked_sub(len) {
+            Some(left) => {
+                self.octets = left;
+                true
+            }
+            None => false,
+        }
+    }
+}
 
 /// The keyframe request rate limit: one now, the rest folded into one
 /// pending request sent when the interval is over (so a late joiner's
@@ -92,6 +139,12 @@ impl StreamRouter {
                 self.stats.retransmit_misses += 1;
                 continue;
             };
+            // Charged as the plaintext packet: RTX's two octets and the
+            // tag are the same for every viewer of a profile.
+            if !viewer.rtx_budget.spend(original.len()) {
+                self.stats.retransmits_over_budget += 1;
+                continue;
+            }
             let mut buf = self.transmits.buffer();
             buf.resize(original.len() + TAILROOM, 0);
             let written = match out.rtx {

@@ -703,6 +703,81 @@ fn nack_without_rtx_resends_the_packet() {
     assert_eq!(h.router.stats().retransmits, 1);
 }
 
+/// Datagrams in the router's queue for viewer `id` (drained: the viewer
+/// never sees them, as if they were lost on the way).
+fn sent_to(h: &mut Harness, id: u64) -> usize {
+    let viewer = addr(10_000 + id as u16);
+    h.drain().iter().filter(|(to, _)| *to == viewer).count()
+}
+
+#[test]
+fn nack_floods_are_capped_by_the_viewers_retransmission_budget() {
+    let mut h = Harness::new(publisher_tracks(true));
+    h.attach(0, 3, Profile::AeadAes128Gcm, &shape_no_rtx());
+    let len = video(300, 0, true).len();
+    for i in 0..100u16 {
+        h.publish(10, &video(300 + i, 0, i == 0)).unwrap();
+    }
+    assert_eq!(sent_to(&mut h, 3), 100);
+    // The start allowance plus half of what was sent: what one viewer may
+    // have retransmitted, whatever it asks.
+    let budget = 64 * 1024 + 100 * (len / 2);
+    let nack: Vec<u16> = (300..400).collect();
+    let mut resent = 0;
+    for round in 0..20 {
+        h.router
+            .handle_feedback(h.at(20 + round), 3, Feedback::Nack(nack.clone()));
+        resent += sent_to(&mut h, 3);
+    }
+    assert_eq!(resent, budget / len, "packets of {len} octets");
+    let stats = h.router.stats();
+    assert_eq!(stats.retransmits, resent as u64);
+    assert_eq!(stats.retransmits_over_budget, 20 * 100 - resent as u64);
+    assert_eq!(stats.nacks_received, 20);
+
+    // Forwarding video earns budget again: a real loss is answered, and
+    // the viewer decrypts it.
+    for i in 0..10u16 {
+        h.publish(100, &video(400 + i, 0, false)).unwrap();
+    }
+    assert_eq!(sent_to(&mut h, 3), 10);
+    let before = h.router.stats().retransmits;
+    h.router
+        .handle_feedback(h.at(200), 3, Feedback::Nack(vec![405, 406]));
+    let again = h.deliver().1[0].rtp.clone();
+    assert_eq!(again.len(), 2);
+    assert_eq!(
+        RtpPacket::new_checked(&again[0]).unwrap().sequence_number(),
+        405
+    );
+    assert_eq!(h.router.stats().retransmits, before + 2);
+}
+
+#[test]
+fn retransmission_budget_is_per_viewer() {
+    let mut h = Harness::new(publisher_tracks(true));
+    h.attach(0, 1, Profile::AeadAes128Gcm, &shape_no_rtx());
+    h.attach(0, 2, Profile::AeadAes128Gcm, &shape_no_rtx());
+    for i in 0..100u16 {
+        h.publish(10, &video(500 + i, 0, i == 0)).unwrap();
+    }
+    let _ = h.drain();
+    let nack: Vec<u16> = (500..600).collect();
+    // Viewer 1 spends all of its budget...
+    for round in 0..20 {
+        h.router
+            .handle_feedback(h.at(20 + round), 1, Feedback::Nack(nack.clone()));
+    }
+    let _ = h.drain();
+    assert!(h.router.stats().retransmits_over_budget > 0);
+    // ...viewer 2's is untouched.
+    h.router
+        .handle_feedback(h.at(50), 2, Feedback::Nack(vec![510, 511, 512]));
+    let (_, v) = h.deliver();
+    assert!(v[0].rtp.is_empty());
+    assert_eq!(v[1].rtp.len(), 3);
+}
+
 #[test]
 fn sender_reports_per_viewer_track_follow_the_publishers_clock() {
     // Without transport-cc: only the report and keyframe timers here.
