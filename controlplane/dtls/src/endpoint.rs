@@ -18,14 +18,13 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dimpl::{Dtls, Output, SrtpProfile};
 use uturn_srtp::{DtlsSrtpKeys, Profile, Role};
 
 use crate::certificate::sha256_fingerprint;
-use crate::{Certificate, Error};
+use crate::{Certificate, DtlsContext, Error};
 
 /// How long a handshake may take from the endpoint's creation. A browser
 /// that does not finish in this time has gone (or is not a browser); 30 s
@@ -96,8 +95,8 @@ pub struct Endpoint {
     dtls: Dtls,
     role: Role,
     remote_fingerprint: [u8; 32],
-    /// The profiles we allow, preference order, all implemented by dimpl.
-    profiles: Vec<Profile>,
+    /// The shared configuration: the profiles we allow, dimpl's `Config`.
+    context: DtlsContext,
     state: State,
     deadline: Instant,
     /// dimpl reported `Connected`; we report it once the checks passed.
@@ -117,6 +116,12 @@ impl Endpoint {
     /// A new association. A client queues its ClientHello at once; a
     /// server waits for one. `remote_fingerprint` is the SHA-256 from the
     /// peer's SDP.
+    ///
+    /// The validated dimpl configuration comes from
+    /// [`DtlsContext::shared`]: built on the first call with this
+    /// `config`, shared after that. An owner that makes many endpoints
+    /// can keep a [`DtlsContext`] and call [`Self::with_context`], which
+    /// takes no lock.
     pub fn new(
         now: Instant,
         role: Role,
@@ -124,36 +129,29 @@ impl Endpoint {
         remote_fingerprint: [u8; 32],
         config: &DtlsConfig,
     ) -> Result<Endpoint, Error> {
-        let mut profiles = Vec::with_capacity(config.profiles.len());
-        let mut offered = Vec::with_capacity(config.profiles.len());
-        for &p in &config.profiles {
-            if let Some(d) = to_dimpl(p) {
-                if !profiles.contains(&p) {
-                    profiles.push(p);
-                    offered.push(d);
-                }
-            }
-        }
-        if profiles.is_empty() {
-            return Err(Error::Config(
-                "no SRTP profile that both dimpl and uturn-srtp implement".into(),
-            ));
-        }
-        let dimpl_config = dimpl::Config::builder()
-            .mtu(config.mtu)
-            .handshake_timeout(HANDSHAKE_TIMEOUT)
-            .srtp_profiles(&offered)
-            .build()
-            .map_err(|e| Error::Config(e.to_string()))?;
-        let mut dtls = Dtls::new_12(Arc::new(dimpl_config), cert.dtls(), now);
+        let context = DtlsContext::shared(config)?;
+        Endpoint::with_context(now, role, cert, remote_fingerprint, &context)
+    }
+
+    /// [`Self::new`] with a context built beforehand: every endpoint made
+    /// from `context` (or its clones) shares its dimpl configuration.
+    pub fn with_context(
+        now: Instant,
+        role: Role,
+        cert: &Certificate,
+        remote_fingerprint: [u8; 32],
+        context: &DtlsContext,
+    ) -> Result<Endpoint, Error> {
+        let mut dtls = Dtls::new_12(context.dimpl(), cert.dtls(), now);
         if role == Role::Client {
             dtls.set_active(true);
         }
+        let mtu = context.config().mtu;
         let mut endpoint = Endpoint {
             dtls,
             role,
             remote_fingerprint,
-            profiles,
+            context: context.clone(),
             state: State::Handshaking,
             deadline: now + HANDSHAKE_TIMEOUT,
             dimpl_connected: false,
@@ -163,7 +161,7 @@ impl Endpoint {
             transmits: VecDeque::new(),
             spare: Vec::new(),
             events: VecDeque::new(),
-            scratch: vec![0; config.mtu.max(RECORD_HEADER_LEN)],
+            scratch: vec![0; mtu.max(RECORD_HEADER_LEN)],
         };
         if let Err(e) = endpoint.dtls.handle_timeout(now) {
             return Err(map_error(e));
@@ -333,7 +331,8 @@ impl Endpoint {
     }
 
     fn on_keying_material(&mut self, material: &[u8], profile: SrtpProfile) {
-        let Some(profile) = from_dimpl(profile).filter(|p| self.profiles.contains(p)) else {
+        let Some(profile) = from_dimpl(profile).filter(|p| self.context.profiles().contains(p))
+        else {
             self.fail(Error::NoCommonProfile);
             return;
         };
@@ -386,16 +385,6 @@ impl fmt::Debug for Endpoint {
     }
 }
 
-fn to_dimpl(profile: Profile) -> Option<SrtpProfile> {
-    match profile {
-        Profile::AeadAes128Gcm => Some(SrtpProfile::AEAD_AES_128_GCM),
-        Profile::Aes128CmSha1_80 => Some(SrtpProfile::AES128_CM_SHA1_80),
-        // dimpl does not implement SRTP_AES128_CM_HMAC_SHA1_32 (nor would
-        // it know a profile added to uturn-srtp later).
-        _ => None,
-    }
-}
-
 fn from_dimpl(profile: SrtpProfile) -> Option<Profile> {
     match profile {
         SrtpProfile::AEAD_AES_128_GCM => Some(Profile::AeadAes128Gcm),
@@ -443,7 +432,10 @@ fn is_record_framing(mut datagram: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::context::to_dimpl;
 
     #[test]
     fn framing_accepts_whole_records() {
@@ -492,5 +484,29 @@ mod tests {
         };
         let r = Endpoint::new(Instant::now(), Role::Server, &cert, [0; 32], &config);
         assert!(matches!(r, Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn endpoints_share_one_validated_config() {
+        let cert = Certificate::generate().unwrap();
+        let config = DtlsConfig::default();
+        let now = Instant::now();
+        let a = Endpoint::new(now, Role::Server, &cert, [1; 32], &config).unwrap();
+        let b = Endpoint::new(now, Role::Client, &cert, [2; 32], &config.clone()).unwrap();
+        assert!(a.context.ptr_eq(&b.context));
+        assert!(Arc::ptr_eq(&a.context.dimpl(), &b.context.dimpl()));
+
+        let context = DtlsContext::new(&config).unwrap();
+        let c = Endpoint::with_context(now, Role::Server, &cert, [3; 32], &context).unwrap();
+        let d = Endpoint::with_context(now, Role::Server, &cert, [4; 32], &context).unwrap();
+        assert!(c.context.ptr_eq(&d.context));
+        assert!(!c.context.ptr_eq(&a.context));
+        // Each is its own association all the same: the client queued a
+        // ClientHello, the servers nothing.
+        let mut buf = Vec::new();
+        let mut b = b;
+        assert!(b.poll_transmit(&mut buf).is_some());
+        let mut c = c;
+        assert!(c.poll_transmit(&mut buf).is_none());
     }
 }

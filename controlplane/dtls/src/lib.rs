@@ -18,6 +18,7 @@
 //! | [`Certificate`] | self-signed ECDSA P-256 certificate, SHA-256 fingerprint | RFC 8122 §5; RFC 8827 §6.5           |
 //! | [`Endpoint`]    | one association: handshake, fingerprint check, export    | RFC 6347; RFC 5764 §4.1–4.2; RFC 8842 |
 //! | [`DtlsConfig`]  | SRTP profiles in preference order, MTU                   | RFC 5764 §4.1.1                      |
+//! | [`DtlsContext`] | a `DtlsConfig` validated once, shared by endpoints       |                                      |
 //!
 //! # Why dimpl
 //!
@@ -35,6 +36,7 @@
 //!
 //! ```text
 //!  new(now, role, cert, remote_fingerprint, config)   client: the ClientHello is queued
+//!  (or with_context(.., &DtlsContext))
 //!  handle_datagram(now, dtls_record)  ─┐
 //!  handle_timeout(now)                 ├─► then drain: poll_transmit → send
 //!  close()                            ─┘               poll_event    → Connected{profile, keys} | Failed | Closed
@@ -55,9 +57,11 @@
 #![forbid(unsafe_code)]
 
 mod certificate;
+mod context;
 mod endpoint;
 mod error;
 
 pub use certificate::Certificate;
+pub use context::DtlsContext;
 pub use endpoint::{DtlsConfig, Endpoint, Event, HANDSHAKE_TIMEOUT};
 pub use error::Error;

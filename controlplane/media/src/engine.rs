@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::warn;
-use uturn_dtls::DtlsConfig;
+use uturn_dtls::{DtlsConfig, DtlsContext};
 
 use crate::mailbox::{Command, SessionId};
 use crate::registry::Registry;
@@ -60,7 +60,12 @@ const GC_INTERVAL: Duration = Duration::from_secs(1);
 pub struct MediaEngine {
     worker: usize,
     registry: Arc<Registry>,
-    dtls: DtlsConfig,
+    /// Every DTLS server of this worker is made from this one validated
+    /// configuration (the same for all workers, [`DtlsContext::shared`]):
+    /// building dimpl's configuration runs a crypto self-test that costs
+    /// more than the rest of a handshake. An unusable configuration (no
+    /// SRTP profile dimpl implements) fails each session's DTLS start.
+    dtls: Result<DtlsContext, uturn_dtls::Error>,
     sessions: HashMap<SessionId, Session>,
     by_ufrag: HashMap<String, SessionId>,
     by_remote: HashMap<SocketAddr, SessionId>,
@@ -138,9 +143,13 @@ impl MediaEngine {
                 "media engine outside the registry's worker range"
             );
         }
-        let mut dtls = DtlsConfig::default();
+        let mut config = DtlsConfig::default();
         if !registry.config().srtp_profiles.is_empty() {
-            dtls.profiles = registry.config().srtp_profiles.clone();
+            config.profiles = registry.config().srtp_profiles.clone();
+        }
+        let dtls = DtlsContext::shared(&config);
+        if let Err(e) = &dtls {
+            warn!(worker, error = %e, "media sessions cannot start DTLS");
         }
         MediaEngine {
             worker,

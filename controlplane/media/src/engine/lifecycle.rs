@@ -207,13 +207,20 @@ impl MediaEngine {
         if s.dtls.is_some() {
             return Ok(());
         }
-        match Endpoint::new(
-            now,
-            uturn_srtp::Role::Server,
-            &self.registry.config().certificate,
-            s.remote_fingerprint,
-            &self.dtls,
-        ) {
+        let started = self
+            .dtls
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|context| {
+                Endpoint::with_context(
+                    now,
+                    uturn_srtp::Role::Server,
+                    &self.registry.config().certificate,
+                    s.remote_fingerprint,
+                    context,
+                )
+            });
+        match started {
             Ok(dtls) => {
                 s.dtls = Some(dtls);
                 Ok(())
@@ -341,5 +348,43 @@ impl MediaEngine {
             }
         }
         self.registry.session_ended(id, self.worker);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use uturn_dtls::Certificate;
+    use uturn_srtp::Profile;
+
+    use super::*;
+    use crate::registry::{Registry, RegistryConfig};
+
+    fn registry(profiles: Vec<Profile>) -> Arc<Registry> {
+        let candidates = vec!["127.0.0.1:3478".parse().expect("an address")];
+        let mut config = RegistryConfig::new(candidates, 2, Certificate::generate().unwrap());
+        config.srtp_profiles = profiles;
+        Registry::new(config)
+    }
+
+    #[test]
+    fn workers_share_one_validated_dtls_context() {
+        let registry = registry(vec![Profile::Aes128CmSha1_80, Profile::AeadAes128Gcm]);
+        let a = MediaEngine::new(0, registry.clone());
+        let b = MediaEngine::new(1, registry);
+        let (a, b) = (a.dtls.as_ref().unwrap(), b.dtls.as_ref().unwrap());
+        assert!(a.ptr_eq(b));
+        // The relay's configured order, not the default one.
+        assert_eq!(
+            a.config().profiles,
+            [Profile::Aes128CmSha1_80, Profile::AeadAes128Gcm]
+        );
+    }
+
+    #[test]
+    fn profiles_dimpl_lacks_leave_no_dtls_context() {
+        let engine = MediaEngine::new(0, registry(vec![Profile::Aes128CmSha1_32]));
+        assert!(matches!(engine.dtls, Err(uturn_dtls::Error::Config(_))));
     }
 }
