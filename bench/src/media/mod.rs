@@ -17,11 +17,21 @@
 //! of SRTP does. The generator's own CPU is reported too, so a run shows
 //! whether it kept up.
 //!
+//! Set-up (`setup_secs`) is the time to connect every peer: the WHIP/WHEP
+//! POSTs run on [`SIGNALLING_IN_FLIGHT`] threads, each with its own HTTP
+//! connection, while the driving thread runs ICE and DTLS for every peer
+//! whose answer is in. One request at a time, each session would wait for
+//! its own HTTP round trip (40 ms on loopback when the server's response
+//! leaves in two TCP segments: Nagle's algorithm holds the second until
+//! the delayed ACK of the first), and the number would measure that wait
+//! instead of the relay.
+//!
 //! With `tun` set, the peers are not sockets but addresses behind a TUN
 //! device ([`tun`]): the relay's datagrams to viewers then leave its core
 //! the way they would leave through a NIC, instead of also running the
 //! viewers' receive path there as loopback does.
 
+mod signal;
 pub mod tun;
 
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, UdpSocket};
@@ -33,6 +43,8 @@ use uturn_media::client::{vp8_payload, Client, ClientConfig, ClientEvent};
 use uturn_media::Kind;
 use uturn_sdp::MediaKind;
 use uturn_srtp::Profile;
+
+use signal::{Reply, Request, Signalling};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -89,6 +101,8 @@ pub struct Summary {
     pub viewers_per_stream: usize,
     /// The SRTP profile the first publisher negotiated.
     pub profile: String,
+    /// From the start until every peer is connected (DTLS up), the
+    /// publishers first: signalling, ICE and DTLS of every session.
     pub setup_secs: f64,
     pub window_secs: f64,
     /// RTP packets the publishers sent in the window.
@@ -165,6 +179,8 @@ struct Peer {
     kind: Kind,
     client: Client,
     link: Link,
+    /// The session's URL path, from the answer's Location (empty until the
+    /// answer is in).
     location: String,
     connected: bool,
     /// PLI/FIR a publisher received.
@@ -180,9 +196,6 @@ pub fn run(config: &Config) -> Result<Summary, Error> {
             "streams, the video rate and the profile list must be non-zero".into(),
         ));
     }
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(10))
-        .build();
     let mut net = match &config.tun {
         None => Net::Sockets,
         Some(name) => {
@@ -213,20 +226,29 @@ pub fn run(config: &Config) -> Result<Summary, Error> {
     let started = Instant::now();
     let mut peers: Vec<Peer> = Vec::new();
     let mut buf = Vec::with_capacity(2048);
+    let total = config
+        .streams
+        .saturating_mul(config.viewers.saturating_add(1));
+    let signalling = Signalling::start(SIGNALLING_IN_FLIGHT.min(total))?;
 
     // Publishers first: a WHEP POST needs the stream to exist.
     for stream in 0..config.streams {
-        let link = link(config, &net, peers.len())?;
-        peers.push(open_peer(&agent, config, Kind::Publisher, stream, link)?);
+        add_peer(
+            &mut peers,
+            &net,
+            &signalling,
+            config,
+            Kind::Publisher,
+            stream,
+        )?;
     }
-    connect(&mut peers, &mut net, config, started, &mut buf)?;
+    connect(&mut peers, &mut net, &signalling, config, started, &mut buf)?;
     for stream in 0..config.streams {
         for _ in 0..config.viewers {
-            let link = link(config, &net, peers.len())?;
-            peers.push(open_peer(&agent, config, Kind::Viewer, stream, link)?);
+            add_peer(&mut peers, &net, &signalling, config, Kind::Viewer, stream)?;
         }
     }
-    connect(&mut peers, &mut net, config, started, &mut buf)?;
+    connect(&mut peers, &mut net, &signalling, config, started, &mut buf)?;
     let setup_secs = started.elapsed().as_secs_f64();
     let profile = peers
         .first()
@@ -242,7 +264,7 @@ pub fn run(config: &Config) -> Result<Summary, Error> {
         .sum();
     let keyframe_requests = peers.iter().map(|p| p.keyframe_requests).sum();
     let delivered: u64 = peers.iter().map(|p| p.counted).sum();
-    close_all(&agent, config, &mut peers, &mut net, &mut buf);
+    close_all(&signalling, config, &mut peers, &mut net, &mut buf);
 
     let window_secs = config.duration.as_secs_f64();
     let expected = measured.published * config.viewers as u64;
@@ -401,15 +423,23 @@ fn link(config: &Config, net: &Net, index: usize) -> Result<Link, Error> {
     }
 }
 
-/// A peer: client, link, WHIP/WHEP POST, answer applied.
-fn open_peer(
-    agent: &ureq::Agent,
+/// WHIP/WHEP requests in flight at once during set-up, each on its own
+/// HTTP connection (module docs: one at a time, set-up would measure HTTP
+/// round trips). Far fewer than the sessions of a run, so the relay's
+/// HTTP server does not need a thread per session.
+pub const SIGNALLING_IN_FLIGHT: usize = 16;
+
+/// Adds peer number `peers.len()`: its client and link, and its WHIP/WHEP
+/// POST handed to `signalling` (the answer is applied by [`connect`]).
+fn add_peer(
+    peers: &mut Vec<Peer>,
+    net: &Net,
+    signalling: &Signalling,
     config: &Config,
     kind: Kind,
     stream: usize,
-    link: Link,
-) -> Result<Peer, Error> {
-    let now = Instant::now();
+) -> Result<(), Error> {
+    let link = link(config, net, peers.len())?;
     let client_config = ClientConfig {
         kind,
         profiles: config.profiles.clone(),
@@ -417,7 +447,7 @@ fn open_peer(
         video: true,
         rtx: true,
     };
-    let mut client = Client::new(now, client_config)?;
+    let client = Client::new(Instant::now(), client_config)?;
     let path = match kind {
         Kind::Publisher => "whip",
         Kind::Viewer => "whep",
@@ -427,44 +457,55 @@ fn open_peer(
         config.api.trim_end_matches('/'),
         config.stream_prefix
     );
-    let http = |reason: String| Error::Http {
-        url: url.clone(),
-        reason,
-    };
-    let response = agent
-        .post(&url)
-        .set("Content-Type", "application/sdp")
-        .send_string(&client.offer())
-        .map_err(|e| http(e.to_string()))?;
-    if response.status() != 201 {
-        return Err(http(format!("status {}", response.status())));
-    }
-    let location = response
-        .header("Location")
-        .ok_or_else(|| http("201 without Location".into()))?
-        .to_owned();
-    let answer = response.into_string().map_err(|e| http(e.to_string()))?;
-    client.accept_answer(Instant::now(), &answer)?;
-    Ok(Peer {
+    signalling.send(Request::Offer {
+        peer: peers.len(),
+        url,
+        sdp: client.offer(),
+    })?;
+    peers.push(Peer {
         kind,
         client,
         link,
-        location,
+        location: String::new(),
         connected: false,
         keyframe_requests: 0,
         counted: 0,
-    })
+    });
+    Ok(())
 }
 
-/// Drives every peer until all are connected (DTLS up).
+/// Applies every answer that came in: Location kept, SDP given to the
+/// client (which then starts ICE). Returns how many were applied.
+fn apply_answers(peers: &mut [Peer], signalling: &Signalling) -> Result<usize, Error> {
+    let mut applied = 0;
+    while let Some(reply) = signalling.try_reply() {
+        let Reply::Answer { peer, result } = reply else {
+            continue;
+        };
+        let (location, sdp) = result?;
+        let peer = peers
+            .get_mut(peer)
+            .ok_or_else(|| Error::Config(format!("an answer for unknown peer {peer}")))?;
+        peer.location = location;
+        peer.client.accept_answer(Instant::now(), &sdp)?;
+        applied += 1;
+    }
+    Ok(applied)
+}
+
+/// Drives every peer until all have their answer and are connected (DTLS
+/// up), applying answers as they come in.
 fn connect(
     peers: &mut [Peer],
     net: &mut Net,
+    signalling: &Signalling,
     config: &Config,
     started: Instant,
     buf: &mut Vec<u8>,
 ) -> Result<(), Error> {
+    let mut unanswered = peers.iter().filter(|p| p.location.is_empty()).count();
     loop {
+        unanswered = unanswered.saturating_sub(apply_answers(peers, signalling)?);
         let connected = peers.iter().filter(|p| p.connected).count();
         if connected == peers.len() {
             return Ok(());
@@ -475,13 +516,14 @@ fn connect(
                 total: peers.len(),
             });
         }
-        pump(
-            peers,
-            net,
-            Instant::now() + Duration::from_millis(10),
-            buf,
-            false,
-        )?;
+        // Answers arrive on a channel poll(2) cannot wait for: look again
+        // soon while some are due. Datagrams end the wait at once either way.
+        let wait = if unanswered > 0 {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_millis(10)
+        };
+        pump(peers, net, Instant::now() + wait, buf, false)?;
     }
 }
 
@@ -670,20 +712,42 @@ fn wait_readable(fds: &mut [libc::pollfd], timeout_ms: i32) -> std::io::Result<(
     Ok(())
 }
 
-/// Ends every session: DELETE (viewers first), DTLS close_notify sent.
+/// Ends every session: DELETE (all viewers, then the publishers, each
+/// group [`SIGNALLING_IN_FLIGHT`] at a time), DTLS close_notify sent.
 fn close_all(
-    agent: &ureq::Agent,
+    signalling: &Signalling,
     config: &Config,
     peers: &mut [Peer],
     net: &mut Net,
     buf: &mut Vec<u8>,
 ) {
     let base = config.api.trim_end_matches('/');
-    for peer in peers.iter_mut().rev() {
-        peer.client.close();
-        let url = format!("{base}{}", peer.location);
-        if let Err(e) = agent.delete(&url).call() {
-            tracing::warn!(%url, error = %e, "DELETE failed");
+    // Viewers first: a publisher's DELETE also ends its viewers, whose own
+    // DELETE would then find nothing.
+    for kind in [Kind::Viewer, Kind::Publisher] {
+        let mut sent = 0usize;
+        for peer in peers.iter_mut().filter(|p| p.kind == kind) {
+            peer.client.close();
+            if peer.location.is_empty() {
+                continue;
+            }
+            let url = format!("{base}{}", peer.location);
+            match signalling.send(Request::Delete { url }) {
+                Ok(()) => sent += 1,
+                Err(e) => tracing::warn!(error = %e, "DELETE not sent"),
+            }
+        }
+        for _ in 0..sent {
+            match signalling.reply() {
+                Some(Reply::Deleted {
+                    url,
+                    result: Err(e),
+                }) => {
+                    tracing::warn!(%url, error = %e, "DELETE failed");
+                }
+                Some(_) => {}
+                None => break,
+            }
         }
     }
     flush(peers, net, buf);
