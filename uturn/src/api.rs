@@ -1,4 +1,4 @@
-//! The HTTP side of the relay: a small `tiny_http` server on its own thread,
+//! The HTTP side of the relay: a small hyper server on its own thread,
 //! far from the packet path, and the credential API that runs on it.
 //!
 //! Credentials follow the TURN REST API (draft-uberti-behave-turn-rest-00 §2):
@@ -16,9 +16,7 @@
 //! a route sees that a body was too large without anyone buffering it whole.
 
 use std::fmt;
-use std::io::Read;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -287,6 +285,25 @@ fn percent_decode(s: &str) -> Result<String, &'static str> {
     String::from_utf8(out).map_err(|_| "query is not UTF-8")
 }
 
+/// Connections served at once; one more is accepted and closed at once.
+/// Each costs a task and its buffers (a few KiB), so this bounds the
+/// listener's memory whatever clients do.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// How long a client may take to send a request's header, and how long
+/// an idle kept-alive connection stays open (hyper's header read timeout
+/// starts when the connection waits for a request).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client may take to send a request's body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Past [`MAX_BODY`] + 1, a body is read and dropped up to this many bytes
+/// so the response reaches the client before the connection closes (a
+/// close with unread data makes the kernel reset the connection, which can
+/// destroy the response in flight); past this, the connection is closed.
+const MAX_DISCARD: usize = 1024 * 1024;
+
 /// Why an HTTP listener could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -297,11 +314,19 @@ pub enum ApiError {
     Thread(std::io::Error),
 }
 
-/// A running HTTP listener.
+/// A running HTTP listener: hyper's HTTP/1.1 server on a current-thread
+/// tokio runtime of its own thread. Routes run on that thread one at a
+/// time (they are short, pure functions); connections are many, each a
+/// task: an idle kept-alive connection holds no thread, and none can keep
+/// another waiting (as tiny_http, used before, could: its pool served a
+/// connection on one thread until it closed, and a race in it left a new
+/// connection unserved behind idle ones). Every accepted socket gets
+/// `TCP_NODELAY`: a response is written as header then body, and with
+/// Nagle's algorithm the body waited for the client's delayed ACK, 40 ms
+/// per request on Linux.
 pub struct HttpServer {
     addr: SocketAddr,
-    server: Arc<tiny_http::Server>,
-    stop: Arc<AtomicBool>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: JoinHandle<()>,
 }
 
@@ -316,26 +341,39 @@ impl fmt::Debug for HttpServer {
 impl HttpServer {
     /// Binds `addr` and answers requests with `handlers` on a new thread.
     pub fn spawn(addr: SocketAddr, handlers: Vec<Arc<dyn Handler>>) -> Result<Self, ApiError> {
-        let server = tiny_http::Server::http(addr).map_err(|e| ApiError::Bind {
+        Self::spawn_with_limit(addr, handlers, MAX_CONNECTIONS)
+    }
+
+    /// [`spawn`](Self::spawn) serving at most `max_connections` at once.
+    pub fn spawn_with_limit(
+        addr: SocketAddr,
+        handlers: Vec<Arc<dyn Handler>>,
+        max_connections: usize,
+    ) -> Result<Self, ApiError> {
+        let bind_error = |e: std::io::Error| ApiError::Bind {
             addr,
             reason: e.to_string(),
-        })?;
+        };
+        let listener = std::net::TcpListener::bind(addr).map_err(bind_error)?;
+        listener.set_nonblocking(true).map_err(bind_error)?;
         // The bound address (differs from `addr` when its port is 0).
-        let addr = server.server_addr().to_ip().unwrap_or(addr);
-        let server = Arc::new(server);
-        let stop = Arc::new(AtomicBool::new(false));
+        let addr = listener.local_addr().unwrap_or(addr);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(ApiError::Thread)?;
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let handlers: Arc<[Arc<dyn Handler>]> = handlers.into();
         let thread = std::thread::Builder::new()
             .name(format!("http-{addr}"))
-            .spawn({
-                let server = server.clone();
-                let stop = stop.clone();
-                move || serve(&server, &stop, &handlers)
+            .spawn(move || {
+                runtime.block_on(serve(listener, handlers, max_connections, stopped));
             })
             .map_err(ApiError::Thread)?;
         Ok(HttpServer {
             addr,
-            server,
-            stop,
+            stop: Some(stop),
             thread,
         })
     }
@@ -344,73 +382,203 @@ impl HttpServer {
         self.addr
     }
 
-    /// Stops accepting and waits for the thread.
-    pub fn stop(self) {
-        self.stop.store(true, Ordering::Release);
-        self.server.unblock();
+    /// Stops accepting and waits for the thread (connections in progress
+    /// are dropped with the runtime).
+    pub fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
         if self.thread.join().is_err() {
             tracing::error!(addr = %self.addr, "HTTP thread panicked");
         }
     }
 }
 
-fn serve(server: &tiny_http::Server, stop: &AtomicBool, handlers: &[Arc<dyn Handler>]) {
-    let handlers: Vec<&dyn Handler> = handlers.iter().map(|h| h.as_ref()).collect();
-    let mut body = Vec::with_capacity(MAX_BODY + 1);
+/// The accept loop: a task per connection, at most `max_connections`.
+async fn serve(
+    listener: std::net::TcpListener,
+    handlers: Arc<[Arc<dyn Handler>]>,
+    max_connections: usize,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(error = %e, "HTTP listener unusable");
+            return;
+        }
+    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     loop {
-        let mut request = match server.recv() {
-            Ok(request) => request,
-            // `unblock` makes `recv` fail; other errors are per-connection.
-            Err(_) if stop.load(Ordering::Acquire) => return,
+        let accepted = tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
-                tracing::debug!(error = %e, "HTTP accept failed");
+                // EMFILE and the like: wait a little instead of spinning.
+                tracing::warn!(error = %e, "HTTP accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
-        let headers: Vec<(String, String)> = request
-            .headers()
-            .iter()
-            .map(|h| (h.field.to_string(), h.value.to_string()))
-            .collect();
-        body.clear();
-        // One byte past the limit tells the route the body was too long;
-        // the rest is never read (tiny_http then closes the connection).
-        let limit = u64::try_from(MAX_BODY + 1).unwrap_or(u64::MAX);
-        if let Err(e) = request.as_reader().take(limit).read_to_end(&mut body) {
-            tracing::debug!(error = %e, "HTTP request body not read");
-            continue;
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::warn!(%peer, max_connections, "HTTP connection refused: too many open");
+            continue; // dropping the stream closes it
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY");
         }
-        let method = request.method().as_str().to_owned();
-        let url = request.url().to_owned();
-        let response = route(
-            &handlers,
-            &HttpRequest {
-                method: &method,
-                url: &url,
-                headers: &headers,
-                body: &body,
-            },
-        );
-        // `from_data`: unlike `from_string` it adds no Content-Type of its
-        // own, so a 204 carries none.
-        let mut out = tiny_http::Response::from_data(response.body.into_bytes())
-            .with_status_code(response.status);
-        let content_type =
-            (!response.content_type.is_empty()).then_some(("Content-Type", response.content_type));
-        let allow = response.allow.map(|allow| ("Allow", allow));
-        let fixed = content_type.into_iter().chain(allow);
-        let extra = response.headers.iter().map(|(n, v)| (*n, v.as_str()));
-        for (name, value) in fixed.chain(extra) {
-            match tiny_http::Header::from_bytes(name, value) {
-                Ok(h) => out.add_header(h),
-                // Routes build values from ASCII text; a non-ASCII one is a bug.
-                Err(()) => tracing::warn!(header = name, "HTTP header value is not ASCII; dropped"),
+        let handlers = Arc::clone(&handlers);
+        tokio::task::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let handlers = Arc::clone(&handlers);
+                async move { Ok::<_, std::convert::Infallible>(answer(request, &handlers).await) }
+            });
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                // `Content-Type`, not `content-type`: the same to HTTP, but
+                // line-oriented tools and older tests match the usual case.
+                .title_case_headers(true)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+            if let Err(e) = served {
+                tracing::debug!(%peer, error = %e, "HTTP connection ended");
             }
+            drop(slot);
+        });
+    }
+}
+
+/// Reads what a route may see of `request` and answers it.
+async fn answer(
+    request: hyper::Request<hyper::body::Incoming>,
+    handlers: &[Arc<dyn Handler>],
+) -> hyper::Response<http_body_util::Full<hyper::body::Bytes>> {
+    let (parts, body) = request.into_parts();
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            // Names as hyper keeps them (lower case); routes compare
+            // case-insensitively. A value that is not text reaches no
+            // route as such (none expects one).
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_owned(), value)
+        })
+        .collect();
+    let body = match tokio::time::timeout(BODY_TIMEOUT, read_body(body)).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "HTTP request body not read");
+            return plain(400, "request body not read\n", true);
         }
-        if let Err(e) = request.respond(out) {
-            tracing::debug!(error = %e, "HTTP response not sent");
+        Err(_) => return plain(408, "request body too slow\n", true),
+    };
+    let url = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
+    let handlers: Vec<&dyn Handler> = handlers.iter().map(|h| h.as_ref()).collect();
+    let response = route(
+        &handlers,
+        &HttpRequest {
+            method: parts.method.as_str(),
+            url: &url,
+            headers: &headers,
+            body: &body.kept,
+        },
+    );
+    let mut out = hyper::Response::new(http_body_util::Full::new(hyper::body::Bytes::from(
+        response.body.into_bytes(),
+    )));
+    *out.status_mut() = hyper::StatusCode::from_u16(response.status)
+        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let content_type =
+        (!response.content_type.is_empty()).then_some(("Content-Type", response.content_type));
+    let allow = response.allow.map(|allow| ("Allow", allow));
+    let fixed = content_type.into_iter().chain(allow);
+    let extra = response.headers.iter().map(|(n, v)| (*n, v.as_str()));
+    for (name, value) in fixed.chain(extra) {
+        match hyper::header::HeaderValue::from_str(value) {
+            Ok(v) => {
+                if let Ok(name) = hyper::header::HeaderName::from_bytes(name.as_bytes()) {
+                    out.headers_mut().append(name, v);
+                }
+            }
+            // Routes build values from ASCII text; a non-ASCII one is a bug.
+            Err(_) => tracing::warn!(header = name, "HTTP header value is not ASCII; dropped"),
         }
     }
+    if body.truncated {
+        close_after(&mut out);
+    }
+    out
+}
+
+/// A request body as routes see it.
+struct Body {
+    /// At most [`MAX_BODY`] + 1 bytes: one byte past the limit tells the
+    /// route the body was too long.
+    kept: Vec<u8>,
+    /// Not all of it was read: the connection must not carry another
+    /// request.
+    truncated: bool,
+}
+
+/// Reads the body, keeping [`MAX_BODY`] + 1 bytes and dropping the rest
+/// up to [`MAX_DISCARD`].
+async fn read_body(mut body: hyper::body::Incoming) -> Result<Body, hyper::Error> {
+    use http_body_util::BodyExt;
+
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue; // trailers
+        };
+        seen = seen.saturating_add(data.len());
+        let room = (MAX_BODY + 1).saturating_sub(kept.len());
+        kept.extend_from_slice(&data[..data.len().min(room)]);
+        if seen > MAX_DISCARD {
+            return Ok(Body {
+                kept,
+                truncated: true,
+            });
+        }
+    }
+    Ok(Body {
+        kept,
+        truncated: false,
+    })
+}
+
+/// A short text response; `close` ends the connection after it.
+fn plain(
+    status: u16,
+    text: &'static str,
+    close: bool,
+) -> hyper::Response<http_body_util::Full<hyper::body::Bytes>> {
+    let mut out = hyper::Response::new(http_body_util::Full::new(hyper::body::Bytes::from(text)));
+    *out.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_REQUEST);
+    out.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain"),
+    );
+    if close {
+        close_after(&mut out);
+    }
+    out
+}
+
+fn close_after(out: &mut hyper::Response<http_body_util::Full<hyper::body::Bytes>>) {
+    out.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
 }
 
 #[cfg(test)]
@@ -640,6 +808,107 @@ mod tests {
             "{}",
             &response[..response.len().min(300)]
         );
+        server.stop();
+    }
+
+    /// Sends one kept-alive request on `stream` and reads its response
+    /// (Content-Length framed) without closing the connection.
+    fn keep_alive_request(stream: &mut std::net::TcpStream) -> String {
+        use std::io::{BufRead, BufReader, Read, Write};
+
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut head = String::new();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            head.push_str(&line);
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        head + &String::from_utf8_lossy(&body)
+    }
+
+    #[test]
+    fn idle_kept_alive_connections_keep_no_new_one_waiting() {
+        let handlers: Vec<Arc<dyn Handler>> = vec![Arc::new(api(Some("k")))];
+        let server = HttpServer::spawn("127.0.0.1:0".parse().unwrap(), handlers).unwrap();
+        // Many clients that keep their connection open after a request
+        // (browsers do): each connection answers again and again...
+        let mut idle: Vec<std::net::TcpStream> = Vec::new();
+        for _ in 0..64 {
+            let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+            let first = keep_alive_request(&mut stream);
+            assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+            idle.push(stream);
+        }
+        let again = keep_alive_request(&mut idle[0]);
+        assert!(again.starts_with("HTTP/1.1 200"), "{again}");
+        // ...and a new client is answered while all of them sit idle.
+        let mut fresh = std::net::TcpStream::connect(server.addr()).unwrap();
+        let answer = keep_alive_request(&mut fresh);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        server.stop();
+    }
+
+    #[test]
+    fn connections_past_the_limit_are_closed_until_one_ends() {
+        use std::io::Read;
+
+        let handlers: Vec<Arc<dyn Handler>> = vec![Arc::new(api(Some("k")))];
+        let server =
+            HttpServer::spawn_with_limit("127.0.0.1:0".parse().unwrap(), handlers, 4).unwrap();
+        let mut open: Vec<std::net::TcpStream> = (0..4)
+            .map(|_| {
+                let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+                assert!(keep_alive_request(&mut stream).starts_with("HTTP/1.1 200"));
+                stream
+            })
+            .collect();
+        // The fifth is accepted and closed at once: end of stream (or a
+        // reset), never an answer.
+        let mut fifth = std::net::TcpStream::connect(server.addr()).unwrap();
+        use std::io::Write;
+        let _ = fifth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        fifth
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut got = Vec::new();
+        let _ = fifth.read_to_end(&mut got);
+        assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+        // One of the four leaves: its slot is free again.
+        drop(open.remove(0));
+        let mut served = None;
+        for _ in 0..100 {
+            let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+            let _ =
+                stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut response = String::new();
+            let _ = stream.read_to_string(&mut response);
+            if !response.is_empty() {
+                served = Some(response);
+                break;
+            }
+            // The server has not seen the close yet.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let served = served.expect("a slot freed by a closed connection");
+        assert!(served.starts_with("HTTP/1.1 200"), "{served}");
         server.stop();
     }
 

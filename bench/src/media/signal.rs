@@ -5,11 +5,9 @@
 //!
 //! Every request goes on a connection of its own, closed after the
 //! response (`Connection: close`), as from the separate browsers a relay
-//! serves. Kept-alive connections would not be that, and uturn's HTTP
-//! server (tiny_http) serves each connection on one pool thread until it
-//! closes: with a burst of new connections, one can wait behind idle
-//! kept-alive ones (seen: a WHEP POST unanswered until the client's 10 s
-//! timeout closed its connection).
+//! serves. (It also kept the generator clear of a bug of uturn's former
+//! HTTP server, tiny_http, which could leave a new connection unserved
+//! behind idle kept-alive ones.)
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
