@@ -143,8 +143,12 @@ pub trait Handler: Send + Sync + fmt::Debug {
     fn handle(&self, request: &HttpRequest<'_>) -> Option<HttpResponse>;
 }
 
-/// Runs `request` through `handlers`; 404 when none takes it.
-pub fn route(handlers: &[&dyn Handler], request: &HttpRequest<'_>) -> HttpResponse {
+/// Runs `request` through `handlers` (`&dyn Handler`s, or the server's
+/// `Arc`s); 404 when none takes it.
+pub fn route<H>(handlers: &[H], request: &HttpRequest<'_>) -> HttpResponse
+where
+    H: std::ops::Deref<Target = dyn Handler>,
+{
     handlers
         .iter()
         .find_map(|h| h.handle(request))
@@ -481,9 +485,8 @@ async fn answer(
         .uri
         .path_and_query()
         .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
-    let handlers: Vec<&dyn Handler> = handlers.iter().map(|h| h.as_ref()).collect();
     let response = route(
-        &handlers,
+        handlers,
         &HttpRequest {
             method: parts.method.as_str(),
             url: &url,
@@ -621,7 +624,7 @@ mod tests {
     }
 
     fn call(api: &CredentialApi, method: &str, url: &str) -> (u16, serde_json::Value) {
-        let response = route(&[api], &HttpRequest::new(method, url));
+        let response = route(&[api as &dyn Handler], &HttpRequest::new(method, url));
         assert_eq!(response.content_type, JSON);
         let body = serde_json::from_str(&response.body).unwrap();
         (response.status, body)

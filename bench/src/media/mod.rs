@@ -154,7 +154,10 @@ const TUN_PORT_BASE: u16 = 20_000;
 /// How the peers reach the relay.
 enum Net {
     /// A UDP socket per peer.
-    Sockets,
+    Sockets {
+        /// The `poll(2)` set, one entry per peer, reused by every pump.
+        fds: Vec<libc::pollfd>,
+    },
     /// One TUN device for all; peers are told apart by port.
     Tun {
         device: tun::Tun,
@@ -197,7 +200,7 @@ pub fn run(config: &Config) -> Result<Summary, Error> {
         ));
     }
     let mut net = match &config.tun {
-        None => Net::Sockets,
+        None => Net::Sockets { fds: Vec::new() },
         Some(name) => {
             let total = config
                 .streams
@@ -292,7 +295,7 @@ pub fn run(config: &Config) -> Result<Summary, Error> {
         generator_cpu_percent: 100.0 * measured.own_cpu / window_secs,
         tun_gso_datagrams: match net {
             Net::Tun { gso_datagrams, .. } => Some(gso_datagrams),
-            Net::Sockets => None,
+            Net::Sockets { .. } => None,
         },
     })
 }
@@ -415,7 +418,7 @@ fn link(config: &Config, net: &Net, index: usize) -> Result<Link, Error> {
         (Net::Tun { .. }, IpAddr::V6(_)) => Err(Error::Config(
             "a TUN device needs an IPv4 --bind address".into(),
         )),
-        (Net::Sockets, bind) => {
+        (Net::Sockets { .. }, bind) => {
             let socket = UdpSocket::bind(SocketAddr::new(bind, 0))?;
             socket.set_nonblocking(true)?;
             Ok(Link::Socket(socket))
@@ -551,7 +554,7 @@ fn pump(
         .div_ceil(1000);
     let timeout_ms = timeout_ms.min(i32::MAX as u128) as i32;
     match net {
-        Net::Sockets => receive_sockets(peers, timeout_ms)?,
+        Net::Sockets { fds } => receive_sockets(peers, fds, timeout_ms)?,
         Net::Tun {
             device,
             read,
@@ -588,21 +591,23 @@ fn pump(
 
 /// Waits up to `timeout_ms` for any peer's socket, then hands every
 /// waiting datagram to its peer.
-fn receive_sockets(peers: &mut [Peer], timeout_ms: i32) -> Result<(), Error> {
-    let mut fds: Vec<libc::pollfd> = peers
-        .iter()
-        .map(|p| libc::pollfd {
-            fd: match &p.link {
-                Link::Socket(s) => s.as_raw_fd(),
-                Link::Tun(_) => -1, // poll(2) skips negative descriptors
-            },
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    wait_readable(&mut fds, timeout_ms)?;
+fn receive_sockets(
+    peers: &mut [Peer],
+    fds: &mut Vec<libc::pollfd>,
+    timeout_ms: i32,
+) -> Result<(), Error> {
+    fds.clear();
+    fds.extend(peers.iter().map(|p| libc::pollfd {
+        fd: match &p.link {
+            Link::Socket(s) => s.as_raw_fd(),
+            Link::Tun(_) => -1, // poll(2) skips negative descriptors
+        },
+        events: libc::POLLIN,
+        revents: 0,
+    }));
+    wait_readable(fds, timeout_ms)?;
     let mut datagram = [0u8; 2048];
-    for (peer, fd) in peers.iter_mut().zip(&fds) {
+    for (peer, fd) in peers.iter_mut().zip(fds.iter()) {
         let Link::Socket(socket) = &peer.link else {
             continue;
         };

@@ -72,9 +72,7 @@ fn pair_key(source: SocketAddr, destination: SocketAddr) -> u64 {
 impl TransmitQueue {
     /// An empty buffer to fill and then [`push`](Self::push).
     pub fn buffer(&mut self) -> Vec<u8> {
-        let mut buf = self.free.pop().unwrap_or_else(|| Vec::with_capacity(1500));
-        buf.clear();
-        buf
+        self.buffer_with_len(0)
     }
 
     /// A buffer of exactly `len` octets to write a datagram into. Only the

@@ -1045,19 +1045,20 @@ impl Io {
             queue.stats.send_datagrams += count;
             queue.stats.send_ops += 1;
             queue.stats.send_gso_batches += u64::from(count > 1);
-        } else if count > 1 && sys::is_gso_error(-c.result) {
-            if self.gso {
-                tracing::warn!(errno = -c.result, "UDP GSO refused; sending without it");
+        } else if let Some(feature) = self.refused_feature(&slot, count, -c.result) {
+            // Turned off for good; sends already in flight that used it are
+            // refused too, and each is resent without it.
+            if std::mem::replace(feature, false) {
+                tracing::warn!(
+                    errno = -c.result,
+                    "{} refused; sending without it",
+                    if count > 1 {
+                        "UDP GSO"
+                    } else {
+                        "IORING_OP_SEND with an address"
+                    }
+                );
             }
-            self.gso = false;
-            resent = self.resend_unbatched(index, &slot, queue.chunk(chunk_index));
-            queue.stats.send_errors += count - u64::from(resent);
-        } else if slot.sendto && -c.result == libc::EINVAL {
-            // Sends already in flight are refused too: each is resent.
-            if self.sendto {
-                tracing::warn!("IORING_OP_SEND with an address refused; using SENDMSG");
-            }
-            self.sendto = false;
             resent = self.resend_unbatched(index, &slot, queue.chunk(chunk_index));
             queue.stats.send_errors += count - u64::from(resent);
         } else if -c.result == libc::EAGAIN {
@@ -1074,6 +1075,19 @@ impl Io {
         chunk.in_flight = (chunk.in_flight + resent).saturating_sub(1);
         if chunk.in_flight == 0 {
             queue.release(chunk_index);
+        }
+    }
+
+    /// The optional kernel feature a failed send of `slot` was refused
+    /// for: UDP GSO (a batch, [`sys::is_gso_error`]) or the plain send with
+    /// an address (`EINVAL`); `None` for any other failure.
+    fn refused_feature(&mut self, slot: &SendSlot, count: u64, errno: i32) -> Option<&mut bool> {
+        if count > 1 && sys::is_gso_error(errno) {
+            Some(&mut self.gso)
+        } else if slot.sendto && errno == libc::EINVAL {
+            Some(&mut self.sendto)
+        } else {
+            None
         }
     }
 

@@ -145,8 +145,8 @@ impl StreamRouter {
                 self.stats.retransmits_over_budget += 1;
                 continue;
             }
-            let mut buf = self.transmits.buffer();
-            buf.resize(original.len() + TAILROOM, 0);
+            // Both `rewrite` and `write_rtx` write every octet they count.
+            let mut buf = self.transmits.buffer_with_len(original.len() + TAILROOM);
             let written = match out.rtx {
                 Some((rtx_ssrc, rtx_pt)) => {
                     rtp::rewrite(original, &mut self.rtx_scratch, &out.rewrite).and_then(|n| {
