@@ -13,18 +13,26 @@
 //! destinations round robin (10.233.0.2:20000..20199, the shape of a
 //! fan-out to 200 viewers: no two consecutive datagrams share a
 //! destination, so nothing is coalesced), in batches of 64, paced at
-//! 100,000 datagrams/s (`NOPACE=1`: as fast as it can), in the order
-//! `Udp`, `Packet`, `BuildOnly`, `Udp`, `Packet`:
+//! 100,000 datagrams/s (`NOPACE=1`: as fast as it can), twice in the
+//! order `Udp`, `Packet`, `BuildOnly`, `UringAddressed`, `UringConnected`:
 //!
 //! - `Udp`: an unconnected UDP socket and `sendmmsg(2)`: the kernel path
-//!   uturn's media sends take (its io_uring backend issues the same
-//!   sends);
+//!   uturn's media sends take (as its epoll backend issues them);
 //! - `Packet`: an `AF_PACKET` socket bound to the device with
 //!   `PACKET_QDISC_BYPASS`, `sendmmsg(2)` of packets whose IPv4 and UDP
 //!   headers and checksums the sender writes itself: no socket lookup,
 //!   route lookup, IP ID, netfilter or qdisc;
 //! - `BuildOnly`: `Packet` without the send: what writing the headers and
-//!   checksums (and the pacing's sleeps) costs.
+//!   checksums (and the pacing's sleeps) costs;
+//! - `UringAddressed`: io_uring `IORING_OP_SEND` with the destination's
+//!   address on one unconnected socket, 64 per `io_uring_enter`: exactly
+//!   the sends uturn's io_uring backend issues for media;
+//! - `UringConnected`: the same through 200 sockets bound to the same
+//!   source with `SO_REUSEPORT`, each connected to one destination, sends
+//!   without an address: the socket caches the route, and the kernel skips
+//!   the per-send route lookup, the global IP ID hash and the cgroup
+//!   `sendmsg` hooks that unconnected sends run (what a socket per viewer
+//!   would save).
 //!
 //! Reported: the sender thread's CPU time per datagram
 //! (`/proc/thread-self/schedstat`) and how many datagrams the reader got.
@@ -75,13 +83,14 @@ fn main() {
         }
     }
     let result = std::panic::catch_unwind(|| {
-        for mode in [
+        let modes = [
             Mode::Udp,
             Mode::Packet,
             Mode::BuildOnly,
-            Mode::Udp,
-            Mode::Packet,
-        ] {
+            Mode::UringAddressed,
+            Mode::UringConnected,
+        ];
+        for mode in modes.into_iter().chain(modes) {
             match run(mode, total) {
                 Ok((cpu_ns, got)) => println!(
                     "{mode:?}: {:.3} µs sender CPU per datagram, {got} of {total} read from {DEVICE}",
@@ -109,6 +118,11 @@ enum Mode {
     /// `Packet` without the `sendmmsg`: what writing the headers and
     /// checksums costs (plus the pacing's sleeps, as in the others).
     BuildOnly,
+    /// io_uring sends with an address, one unconnected socket.
+    UringAddressed,
+    /// io_uring sends without an address, one connected socket per
+    /// destination.
+    UringConnected,
 }
 
 /// Sends `total` datagrams in `mode`: the sender's CPU nanoseconds and the
@@ -141,6 +155,8 @@ fn run(mode: Mode, total: u64) -> std::io::Result<(u64, u64)> {
             Mode::Udp => send_udp(source, total),
             Mode::Packet => send_packet(source, total, false),
             Mode::BuildOnly => send_packet(source, total, true),
+            Mode::UringAddressed => send_uring(source, total, false),
+            Mode::UringConnected => send_uring(source, total, true),
         }
     });
     let cpu = sender
@@ -173,15 +189,7 @@ fn send_udp(source: SocketAddrV4, total: u64) -> std::io::Result<u64> {
         iovs.clear();
         msgs.clear();
         for k in 0..n {
-            let to = destination(sent + k as u64);
-            names.push(libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: to.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from(*to.ip()).to_be(),
-                },
-                sin_zero: [0; 8],
-            });
+            names.push(sockaddr(destination(sent + k as u64)));
             iovs.push(libc::iovec {
                 iov_base: payload.as_ptr() as *mut libc::c_void,
                 iov_len: payload.len(),
@@ -200,6 +208,82 @@ fn send_udp(source: SocketAddrV4, total: u64) -> std::io::Result<u64> {
         pace(&clock, sent);
     }
     Ok(thread_cpu_ns()? - start)
+}
+
+/// A UDP socket bound to `source` with `SO_REUSEPORT`, so that the
+/// connected sockets can share the address.
+fn reuseport_socket(source: SocketAddrV4) -> std::io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&std::net::SocketAddr::V4(source).into())?;
+    Ok(socket.into())
+}
+
+/// io_uring `IORING_OP_SEND`, 64 per submission: with the destination's
+/// address on one socket, or (`connected`) without one on a socket
+/// connected to each destination.
+#[allow(unsafe_code)]
+fn send_uring(source: SocketAddrV4, total: u64, connected: bool) -> std::io::Result<u64> {
+    use io_uring::{opcode, types, IoUring};
+    let unconnected = reuseport_socket(source)?;
+    let mut per_destination = Vec::new();
+    if connected {
+        for i in 0..u64::from(DESTINATIONS) {
+            let socket = reuseport_socket(source)?;
+            socket.connect(destination(i))?;
+            per_destination.push(socket);
+        }
+    }
+    let names: Vec<libc::sockaddr_in> = (0..u64::from(DESTINATIONS))
+        .map(|i| sockaddr(destination(i)))
+        .collect();
+    let mut ring = IoUring::new(2 * BATCH as u32)?;
+    let payload = vec![0x5au8; PAYLOAD];
+    let start = thread_cpu_ns()?;
+    let clock = Instant::now();
+    let mut sent = 0u64;
+    while sent < total {
+        let n = (total - sent).min(BATCH as u64);
+        {
+            let mut sq = ring.submission();
+            for k in 0..n {
+                let i = ((sent + k) % u64::from(DESTINATIONS)) as usize;
+                let entry = if connected {
+                    let fd = types::Fd(per_destination[i].as_raw_fd());
+                    opcode::Send::new(fd, payload.as_ptr(), PAYLOAD as u32).build()
+                } else {
+                    let fd = types::Fd(unconnected.as_raw_fd());
+                    opcode::Send::new(fd, payload.as_ptr(), PAYLOAD as u32)
+                        .dest_addr(&names[i] as *const libc::sockaddr_in as *const libc::sockaddr)
+                        .dest_addr_len(std::mem::size_of::<libc::sockaddr_in>() as u32)
+                        .build()
+                };
+                // SAFETY: the payload and the addresses outlive the
+                // submission: it is waited for below.
+                unsafe { sq.push(&entry) }.map_err(std::io::Error::other)?;
+            }
+        }
+        ring.submit_and_wait(n as usize)?;
+        for completion in ring.completion() {
+            if completion.result() < 0 {
+                return Err(std::io::Error::from_raw_os_error(-completion.result()));
+            }
+        }
+        sent += n;
+        pace(&clock, sent);
+    }
+    Ok(thread_cpu_ns()? - start)
+}
+
+fn sockaddr(to: SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: to.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*to.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
 }
 
 /// Sleeps until `sent` datagrams are due at [`RATE`].
