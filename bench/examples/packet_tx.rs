@@ -46,7 +46,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use uturn_bench::load::sys::{pin_to_cpu, thread_cpu_ns};
+use uturn_bench::load::sys::{pin_or_warn, pin_to_cpu, thread_cpu_ns};
 use uturn_bench::media::tun::{self, Tun};
 
 const DEVICE: &str = "utptx0";
@@ -134,7 +134,7 @@ fn run(mode: Mode, total: u64) -> std::io::Result<(u64, u64)> {
     let reader = {
         let (stop, got) = (stop.clone(), got.clone());
         std::thread::spawn(move || {
-            let _ = pin_to_cpu(1);
+            pin_or_warn(1);
             let mut buf = vec![0u8; 65_536 + 64];
             while !stop.load(Ordering::Relaxed) {
                 match device.recv(&mut buf) {

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use uturn_bench::load::sys::{pin_to_cpu, thread_cpu_ns};
+use uturn_bench::load::sys::{pin_or_warn, thread_cpu_ns};
 use uturn_dataplane::io;
 use uturn_dataplane::BackendChoice;
 
@@ -94,7 +94,7 @@ fn run(choice: BackendChoice, total: usize, group: usize) -> std::io::Result<Row
     let drain = {
         let (stop, received) = (stop.clone(), received.clone());
         std::thread::spawn(move || {
-            pin_to(1);
+            pin_or_warn(1);
             let mut buf = [0u8; 2048];
             let mut n = 0u64;
             let mut idle_after_stop = 0;
@@ -114,7 +114,7 @@ fn run(choice: BackendChoice, total: usize, group: usize) -> std::io::Result<Row
         })
     };
 
-    pin_to(0);
+    pin_or_warn(0);
     let mut backend = io::open(choice).map_err(std::io::Error::other)?;
     let socket = backend.add_socket(io::bind_listener(
         "127.0.0.1:0".parse().expect("an address"),
@@ -159,12 +159,4 @@ fn run(choice: BackendChoice, total: usize, group: usize) -> std::io::Result<Row
             .saturating_sub(before.send_dropped + before.send_errors),
         cpu_ns: cpu_after.saturating_sub(cpu_before),
     })
-}
-
-/// Pins the calling thread to `cpu` (best effort: the numbers say which
-/// CPU they were taken on only if it worked).
-fn pin_to(cpu: usize) {
-    if let Err(e) = pin_to_cpu(cpu) {
-        eprintln!("could not pin to CPU {cpu}: {e}");
-    }
 }

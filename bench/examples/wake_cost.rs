@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use uturn_bench::load::sys::{pin_to_cpu, thread_cpu_ns};
+use uturn_bench::load::sys::{pin_or_warn, thread_cpu_ns};
 use uturn_dataplane::io;
 use uturn_dataplane::BackendChoice;
 
@@ -63,7 +63,7 @@ enum Receiver {
 
 /// Receives `total` datagrams; returns the receiver's CPU ns and the count.
 fn run(receiver: Receiver, total: u64) -> std::io::Result<(u64, u64)> {
-    pin(0);
+    pin_or_warn(0);
     let mut backend = match receiver {
         Receiver::Recv => None,
         Receiver::Uring => Some(io::open(BackendChoice::Uring).map_err(std::io::Error::other)?),
@@ -110,7 +110,7 @@ fn spawn_sender(
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<std::io::Result<()>> {
     std::thread::spawn(move || {
-        pin(1);
+        pin_or_warn(1);
         let socket = UdpSocket::bind("127.0.0.1:0")?;
         let payload = [0x5au8; DATAGRAM];
         let mut next = Instant::now();
@@ -123,10 +123,4 @@ fn spawn_sender(
         }
         Ok(())
     })
-}
-
-fn pin(cpu: usize) {
-    if let Err(e) = pin_to_cpu(cpu) {
-        eprintln!("could not pin to CPU {cpu}: {e}");
-    }
 }

@@ -109,6 +109,17 @@ fn config(relay: &Relay, profile: Profile, prefix: &str) -> Config {
     }
 }
 
+/// Every viewer got the packets the publishers sent in the window (those
+/// in flight at the window's edges may fall either side), each
+/// authenticated.
+fn assert_delivered(summary: &media::Summary) {
+    assert!(
+        summary.delivery_ratio > 0.97 && summary.delivery_ratio < 1.03,
+        "viewers lost packets: {summary:?}"
+    );
+    assert_eq!(summary.viewer_srtp_errors, 0, "{summary:?}");
+}
+
 #[test]
 fn every_viewer_gets_every_packet_with_both_profiles() {
     let relay = Relay::start();
@@ -123,12 +134,7 @@ fn every_viewer_gets_every_packet_with_both_profiles() {
             (560..=640).contains(&summary.published),
             "paced publishing is off: {summary:?}"
         );
-        // Packets in flight at the window's edges may fall either side.
-        assert!(
-            summary.delivery_ratio > 0.97 && summary.delivery_ratio < 1.03,
-            "viewers lost packets: {summary:?}"
-        );
-        assert_eq!(summary.viewer_srtp_errors, 0, "{summary:?}");
+        assert_delivered(&summary);
         assert!(summary.keyframe_requests >= 2, "{summary:?}");
         assert!(summary.relay_cpu_secs.is_some(), "{summary:?}");
     }
@@ -152,11 +158,7 @@ fn frames_sent_as_bursts_reach_every_viewer() {
         (540..=660).contains(&summary.published),
         "paced publishing is off: {summary:?}"
     );
-    assert!(
-        summary.delivery_ratio > 0.97 && summary.delivery_ratio < 1.03,
-        "viewers lost packets: {summary:?}"
-    );
-    assert_eq!(summary.viewer_srtp_errors, 0, "{summary:?}");
+    assert_delivered(&summary);
 }
 
 /// A TUN device for one test: created, addressed `10.231.N.1/24` and up;
@@ -235,11 +237,7 @@ fn peers_behind_a_tun_device_get_every_packet() {
         summary.tun_gso_datagrams.is_some_and(|n| n >= 1000),
         "no UDP GSO packets crossed the device: {summary:?}"
     );
-    assert!(
-        summary.delivery_ratio > 0.97 && summary.delivery_ratio < 1.03,
-        "viewers lost packets: {summary:?}"
-    );
-    assert_eq!(summary.viewer_srtp_errors, 0, "{summary:?}");
+    assert_delivered(&summary);
     assert!(summary.keyframe_requests >= 2, "{summary:?}");
 }
 

@@ -460,7 +460,7 @@ async fn serve(
 async fn answer(
     request: hyper::Request<hyper::body::Incoming>,
     handlers: &[Arc<dyn Handler>],
-) -> hyper::Response<http_body_util::Full<hyper::body::Bytes>> {
+) -> Response {
     let (parts, body) = request.into_parts();
     let headers: Vec<(String, String)> = parts
         .headers
@@ -477,15 +477,15 @@ async fn answer(
         Ok(Ok(body)) => body,
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "HTTP request body not read");
-            return plain(400, "request body not read\n", true);
+            return plain(400, "request body not read\n");
         }
-        Err(_) => return plain(408, "request body too slow\n", true),
+        Err(_) => return plain(408, "request body too slow\n"),
     };
     let url = parts
         .uri
         .path_and_query()
         .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
-    let response = route(
+    let reply = route(
         handlers,
         &HttpRequest {
             method: parts.method.as_str(),
@@ -494,16 +494,12 @@ async fn answer(
             body: &body.kept,
         },
     );
-    let mut out = hyper::Response::new(http_body_util::Full::new(hyper::body::Bytes::from(
-        response.body.into_bytes(),
-    )));
-    *out.status_mut() = hyper::StatusCode::from_u16(response.status)
-        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut out = response(reply.status, reply.body);
     let content_type =
-        (!response.content_type.is_empty()).then_some(("Content-Type", response.content_type));
-    let allow = response.allow.map(|allow| ("Allow", allow));
+        (!reply.content_type.is_empty()).then_some(("Content-Type", reply.content_type));
+    let allow = reply.allow.map(|allow| ("Allow", allow));
     let fixed = content_type.into_iter().chain(allow);
-    let extra = response.headers.iter().map(|(n, v)| (*n, v.as_str()));
+    let extra = reply.headers.iter().map(|(n, v)| (*n, v.as_str()));
     for (name, value) in fixed.chain(extra) {
         match hyper::header::HeaderValue::from_str(value) {
             Ok(v) => {
@@ -520,6 +516,9 @@ async fn answer(
     }
     out
 }
+
+/// What the listener sends back.
+type Response = hyper::Response<http_body_util::Full<hyper::body::Bytes>>;
 
 /// A request body as routes see it.
 struct Body {
@@ -558,26 +557,27 @@ async fn read_body(mut body: hyper::body::Incoming) -> Result<Body, hyper::Error
     })
 }
 
-/// A short text response; `close` ends the connection after it.
-fn plain(
-    status: u16,
-    text: &'static str,
-    close: bool,
-) -> hyper::Response<http_body_util::Full<hyper::body::Bytes>> {
-    let mut out = hyper::Response::new(http_body_util::Full::new(hyper::body::Bytes::from(text)));
-    *out.status_mut() =
-        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_REQUEST);
+/// A short text response after which the connection closes (the request
+/// was not read whole).
+fn plain(status: u16, text: &'static str) -> Response {
+    let mut out = response(status, text);
     out.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("text/plain"),
     );
-    if close {
-        close_after(&mut out);
-    }
+    close_after(&mut out);
     out
 }
 
-fn close_after(out: &mut hyper::Response<http_body_util::Full<hyper::body::Bytes>>) {
+/// A response with `status` and `body`, no headers yet.
+fn response(status: u16, body: impl Into<hyper::body::Bytes>) -> Response {
+    let mut out = hyper::Response::new(http_body_util::Full::new(body.into()));
+    *out.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    out
+}
+
+fn close_after(out: &mut Response) {
     out.headers_mut().insert(
         hyper::header::CONNECTION,
         hyper::header::HeaderValue::from_static("close"),

@@ -75,6 +75,14 @@ pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
     }
 }
 
+/// [`pin_to_cpu`], best effort for the examples: a failure is printed
+/// (their numbers then say which CPU they meant, not which they ran on).
+pub fn pin_or_warn(cpu: usize) {
+    if let Err(e) = pin_to_cpu(cpu) {
+        eprintln!("could not pin to CPU {cpu}: {e}");
+    }
+}
+
 /// The calling thread's time on a CPU so far, in ns: the first field of
 /// `/proc/thread-self/schedstat` (the scheduler's exact run time, not
 /// tick-sampled).

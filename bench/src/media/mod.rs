@@ -199,12 +199,13 @@ pub fn run(config: &Config) -> Result<Summary, Error> {
             "streams, the video rate and the profile list must be non-zero".into(),
         ));
     }
+    // Every publisher and every viewer.
+    let total = config
+        .streams
+        .saturating_mul(config.viewers.saturating_add(1));
     let mut net = match &config.tun {
         None => Net::Sockets { fds: Vec::new() },
         Some(name) => {
-            let total = config
-                .streams
-                .saturating_mul(config.viewers.saturating_add(1));
             if !matches!(config.bind, IpAddr::V4(ip) if !ip.is_loopback())
                 || total > usize::from(u16::MAX - TUN_PORT_BASE)
             {
@@ -229,9 +230,6 @@ pub fn run(config: &Config) -> Result<Summary, Error> {
     let started = Instant::now();
     let mut peers: Vec<Peer> = Vec::new();
     let mut buf = Vec::with_capacity(2048);
-    let total = config
-        .streams
-        .saturating_mul(config.viewers.saturating_add(1));
     let signalling = Signalling::start(SIGNALLING_IN_FLIGHT.min(total))?;
 
     // Publishers first: a WHEP POST needs the stream to exist.

@@ -6,16 +6,15 @@
 //! later, with freeing its buffer. A real viewer is on another machine, so
 //! that work is not the relay's. Behind a TUN device it is not either: the
 //! relay's datagram leaves through the device like through a NIC (route,
-//! qdisc, software GSO and checksum, since the device offers no offloads)
-//! and waits in the device's ring, from which this generator reads the raw
-//! IPv4 packet on its own core. What the generator sends it writes to the
+//! qdisc) and waits in the device's ring, from which this generator reads
+//! the raw IPv4 packet on its own core. What the generator sends it writes to the
 //! device as IPv4/UDP packets, which the kernel receives like packets from
 //! the wire.
 //!
 //! The device is opened with a virtio-net header (`IFF_VNET_HDR`) and
 //! offers checksum and UDP segmentation offload (`TUN_F_CSUM |
-//! TUN_F_USO4 | TUN_F_USO6`, Linux ≥ 6.2), as the NICs relays run on do (mlx5, ice,
-//! i40e): the relay's kernel then neither checksums its datagrams nor
+//! TUN_F_USO4 | TUN_F_USO6`, Linux ≥ 6.2), as the NICs relays run on do
+//! (mlx5, ice, i40e): the relay's kernel then neither checksums its datagrams nor
 //! splits a UDP GSO send, and this generator splits it by the header's
 //! `gso_size`, as such a NIC does in hardware. On older kernels it offers
 //! checksum offload only.
@@ -58,17 +57,17 @@ impl Tun {
     /// `CAP_NET_ADMIN`.
     #[allow(unsafe_code)]
     pub fn open(name: &str) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open("/dev/net/tun")?;
         if name.is_empty() || name.len() >= libc::IFNAMSIZ {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("TUN device name {name:?}: 1 to 15 bytes"),
             ));
         }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open("/dev/net/tun")?;
         // SAFETY: all-zero is a valid ifreq.
         let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
         for (dst, &src) in req.ifr_name.iter_mut().zip(name.as_bytes()) {
